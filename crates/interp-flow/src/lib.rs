@@ -1,0 +1,3 @@
+//! # interp-flow
+//!
+//! Cross-layer feature flow graphs. (Work in progress.)

@@ -1,0 +1,57 @@
+//! Model configuration: the resolved, architecture-independent [`ModelConfig`] used by the
+//! forward pass, in TransformerLens names.
+
+use serde::{Deserialize, Serialize};
+
+/// The MLP nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// The tanh approximation of GELU (`gelu_new` in HF and TransformerLens; GPT-2's).
+    GeluNew,
+    /// Exact (erf) GELU.
+    Gelu,
+    /// ReLU.
+    Relu,
+}
+
+impl Activation {
+    /// Parses an HF `activation_function` string.
+    pub fn from_hf(name: &str) -> Option<Self> {
+        match name {
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluNew),
+            "gelu" => Some(Activation::Gelu),
+            "relu" => Some(Activation::Relu),
+            _ => None,
+        }
+    }
+}
+
+/// The resolved configuration of a hooked transformer, in TransformerLens field names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Residual stream width.
+    pub d_model: usize,
+    /// Number of attention heads.
+    pub n_heads: usize,
+    /// Width of one head.
+    pub d_head: usize,
+    /// MLP hidden width.
+    pub d_mlp: usize,
+    /// Vocabulary size.
+    pub d_vocab: usize,
+    /// Maximum context length.
+    pub n_ctx: usize,
+    /// MLP nonlinearity.
+    pub act_fn: Activation,
+    /// LayerNorm epsilon.
+    pub eps: f64,
+    /// Divide attention scores by `layer + 1` as well (HF `scale_attn_by_inverse_layer_idx`).
+    pub scale_attn_by_inverse_layer_idx: bool,
+    /// The beginning-of-sequence token id, if the tokenizer has one.
+    pub bos_token_id: Option<u32>,
+    /// The end-of-sequence token id.
+    pub eos_token_id: Option<u32>,
+}

@@ -1,0 +1,111 @@
+//! # interp-models
+//!
+//! Transformers whose forward pass exposes TransformerLens hook points, on any
+//! [burn](https://burn.dev) backend (ndarray on CPU by default, CUDA with the `cuda` feature).
+//!
+//! The pipeline: a Hugging Face model directory (`config.json`, `model.safetensors`,
+//! `tokenizer.json`) is loaded into a [`HookedTransformer`] with the checkpoint's own numerics;
+//! [`HookedTransformer::process_weights`] optionally applies TransformerLens' weight
+//! processing; every forward takes a [`HookSpec`] saying which activations to cache
+//! ([`NameFilter`], globs allowed), which to edit or replace, and where to stop
+//! (`stop_at_layer`). Hook names are exactly TransformerLens' (`blocks.7.hook_resid_pre`).
+//!
+//! ```no_run
+//! use interp_models::prelude::*;
+//!
+//! let device = Default::default();
+//! let model = HookedTransformer::<Cpu>::from_pretrained("gpt2", &device)?
+//!     .process_weights(ProcessingOptions::TRANSFORMER_LENS);
+//! let tokens = model.to_tokens("I'm so happy today", true)?;
+//! let (_logits, cache) = model.run_with_cache(
+//!     &Batch::single(&tokens),
+//!     NameFilter::patterns(["blocks.7.hook_resid_pre"]),
+//! )?;
+//! let resid = cache.rank3(&HookPoint::resid_pre(7)).unwrap(); // [1, pos, 768]
+//! // Zero-ablate head outputs at position 3 of layer 0 and generate:
+//! let spec = HookSpec::new().intervene(
+//!     HookPoint::block(0, BlockHook::AttnZ),
+//!     Some(vec![3]),
+//!     Intervention::Zero,
+//! );
+//! let text = model.generate_text("The cat", &GenerateOptions::greedy(10), &spec)?;
+//! # Ok::<(), interp_models::Error>(())
+//! ```
+//!
+//! Supported architectures: GPT-2 (gpt2, gpt2-medium/large/xl, distilgpt2), see
+//! [`models::gpt2`].
+
+pub mod config;
+pub mod error;
+pub mod generation;
+pub mod hooks;
+pub mod io;
+pub mod loading;
+pub mod models;
+pub mod processing;
+pub mod tokenizer;
+pub mod transformer;
+
+pub use config::ModelConfig;
+pub use error::{Error, Result};
+pub use generation::{GenerateOptions, HookMode};
+pub use hooks::{
+    Activation, ActivationCache, BlockHook, HookPoint, HookSpec, Intervention, NameFilter,
+};
+pub use tokenizer::{Encoding, TextTokenizer};
+pub use transformer::{
+    Batch, HookedTransformer, KvCache, PaddingSide, ProcessingOptions, TransformerWeights,
+};
+
+/// The default CPU backend: burn-ndarray with f32.
+pub type Cpu = burn_ndarray::NdArray<f32>;
+
+/// The CUDA backend (feature `cuda`).
+#[cfg(feature = "cuda")]
+pub type Cuda = burn_cuda::Cuda<f32, i32>;
+
+/// Everything needed for everyday use.
+pub mod prelude {
+    #[cfg(feature = "cuda")]
+    pub use crate::Cuda;
+    pub use crate::{
+        Activation, ActivationCache, Batch, BlockHook, Cpu, Error, GenerateOptions, HookMode,
+        HookPoint, HookSpec, HookedTransformer, Intervention, KvCache, ModelConfig, NameFilter,
+        PaddingSide, ProcessingOptions, TextTokenizer,
+    };
+    pub use burn::tensor::Tensor;
+}
+
+use burn::tensor::backend::Backend;
+
+impl<B: Backend> HookedTransformer<B> {
+    /// Tokenizes `text`, with the BOS token first if `prepend_bos`.
+    pub fn to_tokens(&self, text: &str, prepend_bos: bool) -> Result<Vec<u32>> {
+        Ok(self.tokenizer()?.encode(text, self.bos(prepend_bos))?.ids)
+    }
+
+    /// Each token as its own string (TransformerLens `to_str_tokens`).
+    pub fn to_str_tokens(&self, tokens: &[u32]) -> Result<Vec<String>> {
+        self.tokenizer()?.str_tokens(tokens)
+    }
+
+    /// Token positions of each occurrence of `word` in `text` as [`Self::to_tokens`] tokenizes
+    /// it, every sub-token included (see [`TextTokenizer::word_positions`]).
+    pub fn word_positions(
+        &self,
+        text: &str,
+        word: &str,
+        prepend_bos: bool,
+    ) -> Result<Vec<Vec<usize>>> {
+        self.tokenizer()?
+            .word_positions(text, word, self.bos(prepend_bos))
+    }
+
+    fn bos(&self, prepend_bos: bool) -> Option<u32> {
+        if prepend_bos {
+            self.cfg.bos_token_id.or(self.cfg.eos_token_id)
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! # interp-sae
+//!
+//! Sparse autoencoders: architectures, loaders for public formats, encode/decode kernels, training. (Work in progress: see the project issues.)

@@ -1,0 +1,3 @@
+//! # interp-steer
+//!
+//! Steering with SAE features and vectors. (Work in progress.)

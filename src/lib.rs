@@ -1,0 +1,18 @@
+//! # interp
+//!
+//! Mechanistic interpretability in Rust: the umbrella crate re-exporting the `interp-*` crates.
+//!
+//! - [`models`]: transformers with TransformerLens hook points (`interp-models`).
+//! - [`sae`]: sparse autoencoders (`interp-sae`).
+//! - [`geometry`], [`flow`], [`steer`]: analyses built on the two above.
+
+pub use interp_flow as flow;
+pub use interp_geometry as geometry;
+pub use interp_models as models;
+pub use interp_sae as sae;
+pub use interp_steer as steer;
+
+/// Everything needed for everyday use.
+pub mod prelude {
+    pub use interp_models::prelude::*;
+}
