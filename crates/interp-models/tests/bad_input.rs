@@ -1,0 +1,269 @@
+//! Malformed checkpoints, configs and inputs give typed errors, never panics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use interp_models::io::SafetensorsFile;
+use interp_models::prelude::*;
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use serde_json::Value;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gpt2/tiny-gpt2")
+}
+
+/// The fixture's tensors as (dtype, shape, bytes), to rewrite variants of it.
+type Tensors = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
+
+fn fixture_tensors() -> Tensors {
+    let bytes = std::fs::read(fixture_dir().join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
+        .collect()
+}
+
+fn fixture_config() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("config.json")).unwrap())
+        .unwrap()
+}
+
+/// A model directory with the given config and tensors.
+fn write_model(config: &Value, tensors: &Tensors) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, (dt, shape, data))| {
+            (
+                n.clone(),
+                TensorView::new(*dt, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    dir
+}
+
+fn load(dir: &Path) -> Result<HookedTransformer<Cpu>, Error> {
+    HookedTransformer::from_dir(dir, &Default::default())
+}
+
+#[test]
+fn missing_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        load(dir.path()),
+        Err(Error::MissingFile {
+            file: "config.json",
+            ..
+        })
+    ));
+    std::fs::copy(
+        fixture_dir().join("config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    let err = load(dir.path()).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::MissingFile {
+            file: "model.safetensors",
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("model.safetensors"));
+    // Without the `hub` feature a non-directory name is a clear error too.
+    assert!(
+        HookedTransformer::<Cpu>::from_pretrained("no/such-model", &Default::default()).is_err()
+    );
+}
+
+#[test]
+fn truncated_or_garbage_safetensors() {
+    let bytes = std::fs::read(fixture_dir().join("model.safetensors")).unwrap();
+    for broken in [
+        bytes[..bytes.len() / 2].to_vec(),
+        bytes[..5].to_vec(),
+        b"not a checkpoint at all".to_vec(),
+        vec![],
+    ] {
+        let dir = write_model(&fixture_config(), &Tensors::new());
+        std::fs::write(dir.path().join("model.safetensors"), &broken).unwrap();
+        assert!(
+            matches!(load(dir.path()), Err(Error::Safetensors { .. })),
+            "{} bytes",
+            broken.len()
+        );
+    }
+}
+
+#[test]
+fn missing_unused_and_misshapen_tensors() {
+    let mut t = fixture_tensors();
+    t.remove("transformer.h.1.mlp.c_fc.bias");
+    let err = load(write_model(&fixture_config(), &t).path()).unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingTensor { key } if key == "h.1.mlp.c_fc.bias"),
+        "{err}"
+    );
+
+    let mut t = fixture_tensors();
+    t.insert(
+        "transformer.h.0.extra".into(),
+        (Dtype::F32, vec![1], vec![0; 4]),
+    );
+    assert!(matches!(
+        load(write_model(&fixture_config(), &t).path()),
+        Err(Error::UnusedTensors { .. })
+    ));
+
+    let mut t = fixture_tensors();
+    let e = t.get_mut("transformer.h.0.ln_1.weight").unwrap();
+    e.1 = vec![e.1[0] / 2, 2];
+    assert!(matches!(
+        load(write_model(&fixture_config(), &t).path()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+
+    let mut t = fixture_tensors();
+    let e = t.get_mut("transformer.wte.weight").unwrap();
+    e.0 = Dtype::I32;
+    assert!(matches!(
+        load(write_model(&fixture_config(), &t).path()),
+        Err(Error::Dtype { .. })
+    ));
+}
+
+#[test]
+fn config_weights_mismatch() {
+    let t = fixture_tensors();
+    let mut cfg = fixture_config();
+    cfg["n_embd"] = 64.into();
+    assert!(matches!(
+        load(write_model(&cfg, &t).path()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let mut cfg = fixture_config();
+    cfg["n_layer"] = 3.into();
+    assert!(matches!(
+        load(write_model(&cfg, &t).path()),
+        Err(Error::MissingTensor { .. })
+    ));
+    let mut cfg = fixture_config();
+    cfg["n_layer"] = 1.into();
+    assert!(matches!(
+        load(write_model(&cfg, &t).path()),
+        Err(Error::UnusedTensors { .. })
+    ));
+    let mut cfg = fixture_config();
+    cfg["n_head"] = 5.into();
+    assert!(matches!(
+        load(write_model(&cfg, &t).path()),
+        Err(Error::Config { .. })
+    ));
+    let mut cfg = fixture_config();
+    cfg["activation_function"] = "swish".into();
+    assert!(matches!(
+        load(write_model(&cfg, &t).path()),
+        Err(Error::Unsupported { .. })
+    ));
+    let mut cfg = fixture_config();
+    cfg["model_type"] = "mamba".into();
+    assert!(matches!(
+        load(write_model(&cfg, &t).path()),
+        Err(Error::Unsupported { .. })
+    ));
+    let mut cfg = fixture_config();
+    cfg.as_object_mut().unwrap().remove("n_embd");
+    assert!(matches!(
+        load(write_model(&cfg, &t).path()),
+        Err(Error::Config { .. })
+    ));
+    let dir = write_model(&fixture_config(), &t);
+    std::fs::write(dir.path().join("config.json"), "{ not json").unwrap();
+    assert!(matches!(load(dir.path()), Err(Error::Config { .. })));
+}
+
+#[test]
+fn half_precision_checkpoints_load() {
+    let t: Tensors = fixture_tensors()
+        .into_iter()
+        .map(|(n, (_, shape, data))| {
+            let halves = data
+                .chunks_exact(4)
+                .flat_map(|b| {
+                    half::bf16::from_f32(f32::from_le_bytes(b.try_into().unwrap())).to_le_bytes()
+                })
+                .collect();
+            (n, (Dtype::BF16, shape, halves))
+        })
+        .collect();
+    let bf16 = load(write_model(&fixture_config(), &t).path()).unwrap();
+    let f32 = load(&fixture_dir()).unwrap();
+    let tokens = [265u32, 268, 271];
+    let a: Vec<f32> = bf16
+        .forward(&Batch::single(&tokens))
+        .unwrap()
+        .into_data()
+        .into_vec()
+        .unwrap();
+    let b: Vec<f32> = f32
+        .forward(&Batch::single(&tokens))
+        .unwrap()
+        .into_data()
+        .into_vec()
+        .unwrap();
+    let d = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        d < 0.5 && d > 0.0,
+        "bf16 rounding moves logits a little: {d}"
+    );
+}
+
+#[test]
+fn bad_tokens_and_lengths() {
+    let m = load(&fixture_dir()).unwrap();
+    let d_vocab = m.cfg().d_vocab as u32;
+    assert!(matches!(
+        m.forward(&Batch::single(&[1, d_vocab, 2])),
+        Err(Error::TokenOutOfRange { position: 1, .. })
+    ));
+    let too_long = vec![1u32; m.cfg().n_ctx + 1];
+    assert!(matches!(
+        m.forward(&Batch::single(&too_long)),
+        Err(Error::SequenceTooLong { .. })
+    ));
+    assert!(matches!(
+        m.forward(&Batch::single(&[])),
+        Err(Error::EmptyInput { .. })
+    ));
+    assert!(matches!(
+        m.forward(&Batch::padded(&[], PaddingSide::Right)),
+        Err(Error::EmptyInput { .. })
+    ));
+    let mut kv = KvCache::new(m.cfg().n_layers);
+    let n_ctx = m.cfg().n_ctx;
+    m.forward_cached(&Batch::single(&vec![1; n_ctx]), &HookSpec::new(), &mut kv)
+        .unwrap();
+    assert!(matches!(
+        m.forward_cached(&Batch::single(&[1]), &HookSpec::new(), &mut kv),
+        Err(Error::SequenceTooLong { .. })
+    ));
+    assert!(matches!(
+        m.generate(&[], &GenerateOptions::default(), &HookSpec::new()),
+        Err(Error::EmptyInput { .. })
+    ));
+    // A file that is valid safetensors but has no `tokens` tensor.
+    let f = SafetensorsFile::open(&fixture_dir().join("model.safetensors")).unwrap();
+    assert!(matches!(
+        f.read_i64("tokens"),
+        Err(Error::MissingTensor { .. })
+    ));
+}
