@@ -55,3 +55,24 @@ pub struct ModelConfig {
     /// The end-of-sequence token id.
     pub eos_token_id: Option<u32>,
 }
+
+impl ModelConfig {
+    /// GPT-2 small's shape (124M parameters): 12 layers, d_model 768, 12 heads, d_mlp 3072,
+    /// vocabulary 50257, context 1024.
+    pub fn gpt2_small() -> Self {
+        ModelConfig {
+            n_layers: 12,
+            d_model: 768,
+            n_heads: 12,
+            d_head: 64,
+            d_mlp: 3072,
+            d_vocab: 50257,
+            n_ctx: 1024,
+            act_fn: Activation::GeluNew,
+            eps: 1e-5,
+            scale_attn_by_inverse_layer_idx: false,
+            bos_token_id: Some(50256),
+            eos_token_id: Some(50256),
+        }
+    }
+}

@@ -184,15 +184,16 @@ impl HookPoint {
     /// The activation's rank: 4 for per-head attention hooks, 3 otherwise.
     pub fn rank(&self) -> usize {
         match self {
-            HookPoint::Block { hook, .. } => match hook {
-                BlockHook::AttnQ
-                | BlockHook::AttnK
-                | BlockHook::AttnV
-                | BlockHook::AttnScores
-                | BlockHook::AttnPattern
-                | BlockHook::AttnZ => 4,
-                _ => 3,
-            },
+            HookPoint::Block {
+                hook:
+                    BlockHook::AttnQ
+                    | BlockHook::AttnK
+                    | BlockHook::AttnV
+                    | BlockHook::AttnScores
+                    | BlockHook::AttnPattern
+                    | BlockHook::AttnZ,
+                ..
+            } => 4,
             _ => 3,
         }
     }

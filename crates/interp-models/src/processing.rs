@@ -61,8 +61,8 @@ impl<B: Backend> HookedTransformer<B> {
                     .matmul(block.attn.w_o.val())
                     .reshape([-1]);
                 block.attn.b_o = Param::from_tensor(block.attn.b_o.val() + folded);
-                let zeros = b_v.zeros_like();
-                block.attn.b_qkv = Param::from_tensor(b_qkv.slice_assign([2 * d..3 * d], zeros));
+                let q_k = b_qkv.narrow(0, 0, 2 * d);
+                block.attn.b_qkv = Param::from_tensor(Tensor::cat(vec![q_k, b_v.zeros_like()], 0));
             }
         }
         self.processing = ProcessingOptions {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::activation::{gelu, relu, softmax};
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 
 use crate::config::{Activation as ActFn, ModelConfig};
@@ -266,6 +266,56 @@ impl<B: Backend> HookedTransformer<B> {
         }
     }
 
+    /// A model with random weights initialised as GPT-2 is (normal, std 0.02; LayerNorm scale 1
+    /// and shift 0; zero biases), for tests and benchmarks. The same `seed` gives the same
+    /// weights on the same backend.
+    pub fn random(cfg: ModelConfig, seed: u64, device: &B::Device) -> Self {
+        use burn::tensor::Distribution;
+        B::seed(device, seed);
+        let normal = |shape: [usize; 2]| {
+            Param::from_tensor(Tensor::<B, 2>::random(
+                shape,
+                Distribution::Normal(0.0, 0.02),
+                device,
+            ))
+        };
+        let zeros = |n: usize| Param::from_tensor(Tensor::<B, 1>::zeros([n], device));
+        let ln = |n: usize| LayerNormWeights {
+            w: Param::from_tensor(Tensor::ones([n], device)),
+            b: zeros(n),
+        };
+        let (d, d_mlp, qkv) = (cfg.d_model, cfg.d_mlp, 3 * cfg.n_heads * cfg.d_head);
+        let blocks = (0..cfg.n_layers)
+            .map(|_| BlockWeights {
+                ln1: ln(d),
+                attn: AttentionWeights {
+                    w_qkv: normal([d, qkv]),
+                    b_qkv: zeros(qkv),
+                    w_o: normal([cfg.n_heads * cfg.d_head, d]),
+                    b_o: zeros(d),
+                },
+                ln2: ln(d),
+                mlp: MlpWeights {
+                    w_in: normal([d, d_mlp]),
+                    b_in: zeros(d_mlp),
+                    w_out: normal([d_mlp, d]),
+                    b_out: zeros(d),
+                },
+            })
+            .collect();
+        let w_e = normal([cfg.d_vocab, d]);
+        let w_u = Param::from_tensor(w_e.val().transpose());
+        let weights = TransformerWeights {
+            w_e,
+            w_pos: normal([cfg.n_ctx, d]),
+            blocks,
+            ln_final: ln(d),
+            w_u,
+            b_u: zeros(cfg.d_vocab),
+        };
+        Self::new(cfg, weights, device)
+    }
+
     /// Loads a model directory in Hugging Face layout: `config.json`, `model.safetensors`, and
     /// optionally `tokenizer.json`. The architecture is read from `config.json`'s `model_type`.
     pub fn from_dir(dir: &Path, device: &B::Device) -> Result<Self> {
@@ -482,7 +532,7 @@ impl<B: Backend> HookedTransformer<B> {
                 linear(x, &block.mlp.w_in, &block.mlp.b_in),
             )?;
             let post = match self.cfg.act_fn {
-                ActFn::GeluNew => gelu_approximate(pre),
+                ActFn::GeluNew => gelu_new(pre),
                 ActFn::Gelu => gelu(pre),
                 ActFn::Relu => relu(pre),
             };
@@ -574,6 +624,14 @@ pub(crate) fn linear<B: Backend>(
     let d_out = w.dims()[1];
     let y = x.reshape([n_batch * n_pos, d_in]).matmul(w) + b.val().unsqueeze::<2>();
     y.reshape([n_batch, n_pos, d_out])
+}
+
+/// GPT-2's tanh approximation of GELU: `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`
+/// (burn's `gelu_approximate` computes x³ with `powf`, several times slower on CPU).
+fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    let inner = (x.clone() * x.clone() * 0.044715 + 1.0) * x.clone() * SQRT_2_OVER_PI;
+    (inner.tanh() + 1.0) * x * 0.5
 }
 
 /// TransformerLens LayerNorm: centre, divide by `sqrt(var + eps)` (`hook_scale`), record the
