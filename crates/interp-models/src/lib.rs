@@ -40,6 +40,7 @@ pub mod error;
 pub mod generation;
 pub mod hooks;
 pub mod io;
+mod kernels;
 pub mod loading;
 pub mod models;
 pub mod processing;

@@ -285,3 +285,41 @@ pub(crate) fn param2<B: Backend>(t: HostTensor, device: &B::Device) -> Param<Ten
         device,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(json: &str) -> Result<ModelConfig> {
+        let cfg: Gpt2Config = serde_json::from_str(json).unwrap();
+        cfg.resolve(Path::new("config.json"))
+    }
+
+    #[test]
+    fn family_configs_resolve() {
+        // The keys that matter in the published config.json files of the GPT-2 family.
+        let gpt2 = r#"{"activation_function": "gelu_new", "model_type": "gpt2", "n_ctx": 1024,
+            "n_embd": 768, "n_head": 12, "n_layer": 12, "n_positions": 1024,
+            "layer_norm_epsilon": 1e-05, "bos_token_id": 50256, "eos_token_id": 50256,
+            "vocab_size": 50257, "attn_pdrop": 0.1, "summary_type": "cls_index"}"#;
+        assert_eq!(resolve(gpt2).unwrap(), ModelConfig::gpt2_small());
+        let xl = gpt2
+            .replace("768", "1600")
+            .replace(r#""n_head": 12"#, r#""n_head": 25"#);
+        let xl = resolve(&xl.replace(r#""n_layer": 12"#, r#""n_layer": 48"#)).unwrap();
+        assert_eq!(
+            (xl.n_layers, xl.d_model, xl.d_head, xl.d_mlp),
+            (48, 1600, 64, 6400)
+        );
+        let distil = resolve(&gpt2.replace(r#""n_layer": 12"#, r#""n_layer": 6"#)).unwrap();
+        assert_eq!(distil.n_layers, 6);
+        // Old configs carry only n_ctx.
+        let old = resolve(&gpt2.replace(r#""n_positions": 1024,"#, "")).unwrap();
+        assert_eq!(old.n_ctx, 1024);
+        let inverse = gpt2.replace(
+            "\"attn_pdrop\"",
+            "\"scale_attn_by_inverse_layer_idx\": true, \"x\"",
+        );
+        assert!(resolve(&inverse).unwrap().scale_attn_by_inverse_layer_idx);
+    }
+}
