@@ -16,6 +16,16 @@ fn interp(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs `interp` and asserts it succeeded.
+fn interp_ok(args: &[&str]) {
+    let run = interp(args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 fn fixture_tokens(expected: &SafetensorsFile) -> String {
     let (_, tokens) = expected.read_i64("tokens").unwrap();
     tokens
@@ -36,7 +46,7 @@ fn cache_writes_every_hook_and_logits_matching_transformer_lens() {
         let out = dir.path().join(format!("{processing}.safetensors"));
         let model = fixtures().join("tiny-gpt2");
         let tokens = fixture_tokens(&expected);
-        let run = interp(&[
+        interp_ok(&[
             "cache",
             "--model",
             model.to_str().unwrap(),
@@ -47,11 +57,6 @@ fn cache_writes_every_hook_and_logits_matching_transformer_lens() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
         let got = SafetensorsFile::open(&out).unwrap();
         let names = got.shapes().unwrap();
         // 2 + 17 per layer + 2 hook points, plus logits.
@@ -77,7 +82,7 @@ fn cache_filters_by_glob_and_reports_bad_input() {
     let out = dir.path().join("resid.safetensors");
     let model = fixtures().join("tiny-gpt2");
     let model = model.to_str().unwrap();
-    let run = interp(&[
+    interp_ok(&[
         "cache",
         "--model",
         model,
@@ -89,11 +94,6 @@ fn cache_filters_by_glob_and_reports_bad_input() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     let names: Vec<String> = SafetensorsFile::open(&out)
         .unwrap()
         .shapes()

@@ -576,7 +576,12 @@ impl<B: Backend> HookSpec<B> {
 
     /// Checks every hook point and the stop layer against a model of `n_layers` blocks.
     pub fn validate(&self, n_layers: usize) -> Result<()> {
-        self.cache.resolve(n_layers)?;
+        self.start(n_layers).map(|_| ())
+    }
+
+    /// Checks the spec and resolves which hook points a forward caches and hooks.
+    pub(crate) fn start(&self, n_layers: usize) -> Result<HookRun<'_, B>> {
+        let cached = self.cache.resolve(n_layers)?;
         for h in &self.hooks {
             HookPoint::parse_for(&h.point.to_string(), n_layers)?;
         }
@@ -589,13 +594,6 @@ impl<B: Backend> HookSpec<B> {
                 });
             }
         }
-        Ok(())
-    }
-
-    /// Which hooks apply during a forward.
-    pub(crate) fn start(&self, n_layers: usize) -> Result<HookRun<'_, B>> {
-        self.validate(n_layers)?;
-        let cached = self.cache.resolve(n_layers)?;
         let hooked: BTreeSet<HookPoint> = self.hooks.iter().map(|h| h.point).collect();
         Ok(HookRun {
             spec: self,
