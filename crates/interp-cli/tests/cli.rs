@@ -79,7 +79,8 @@ fn cache_writes_every_hook_and_logits_matching_transformer_lens() {
 #[test]
 fn cache_filters_by_glob_and_reports_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("resid.safetensors");
+    // The output directory does not exist yet: it is created.
+    let out = dir.path().join("new/dir/resid.safetensors");
     let model = fixtures().join("tiny-gpt2");
     let model = model.to_str().unwrap();
     interp_ok(&[

@@ -152,7 +152,8 @@ pub fn write_safetensors_f32(path: &Path, tensors: Vec<(String, TensorData)>) ->
 }
 
 /// Writes `bytes` to `path` through a temp file in the same directory and a rename, so that a
-/// crash leaves either the old file or the new one, never a torn one.
+/// crash leaves either the old file or the new one, never a torn one. Missing parent
+/// directories are created.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -164,6 +165,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or_else(|| "out".into());
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
+        std::fs::create_dir_all(dir)?;
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
