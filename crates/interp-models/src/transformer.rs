@@ -401,7 +401,8 @@ impl<B: Backend> HookedTransformer<B> {
     }
 
     /// Forward over new tokens only, reading and extending `kv` (incremental decoding). Hooks
-    /// see the new positions only; positional hooks use absolute positions.
+    /// see the new positions only; positional hooks use absolute positions. On error `kv` is
+    /// left as it was.
     pub fn forward_cached(
         &self,
         batch: &Batch,
@@ -410,8 +411,15 @@ impl<B: Backend> HookedTransformer<B> {
     ) -> Result<(Tensor<B, 3>, ActivationCache<B>)> {
         let mut run = spec.start(self.cfg.n_layers)?;
         run.offset = kv.len();
-        let out = self.forward_inner(batch, &mut run, Some(kv))?;
-        Ok((out, run.cache))
+        // Tensors are reference-counted: the backup costs no copy of keys and values.
+        let backup = kv.clone();
+        match self.forward_inner(batch, &mut run, Some(kv)) {
+            Ok(out) => Ok((out, run.cache)),
+            Err(e) => {
+                *kv = backup;
+                Err(e)
+            }
+        }
     }
 
     fn check_input(&self, batch: &Batch, past: usize) -> Result<()> {

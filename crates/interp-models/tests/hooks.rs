@@ -246,6 +246,20 @@ fn kv_cache_matches_recompute() {
         .forward_cached(&Batch::single(&PROMPT[4..]), &spec, &mut kv)
         .unwrap();
     assert_eq!(kv.len(), 6);
+    // A failing step (a hook in layer 1 returning the wrong shape) leaves the cache unchanged.
+    let bad = HookSpec::new().hook(HookPoint::resid_pre(1), |act, _| {
+        Activation::Rank3(act.into_rank3().unwrap().narrow(2, 0, 1))
+    });
+    let before = kv.clone();
+    assert!(m
+        .forward_cached(&Batch::single(&[23]), &bad, &mut kv)
+        .is_err());
+    assert_eq!(kv.len(), before.len());
+    let (again, _) = m
+        .forward_cached(&Batch::single(&[23]), &spec, &mut kv)
+        .unwrap();
+    let reference = last_logits_recomputed(&m, &PROMPT, 23);
+    assert_close(&vals(again), &reference, 1e-4, "step after a failed step");
     let d_vocab = m.cfg().d_vocab;
     assert_close(&vals(first), &full[..4 * d_vocab], 1e-4, "prefix");
     assert_close(&vals(second), &full[4 * d_vocab..], 1e-4, "suffix");
@@ -317,4 +331,12 @@ fn generation_runs_hooks_every_step_or_prompt_only() {
         m.generate(&PROMPT, &long, &HookSpec::new()).unwrap().len(),
         m.cfg().n_ctx
     );
+}
+
+/// Logits of the last position of `prompt + [next]`, recomputed from scratch.
+fn last_logits_recomputed(m: &HookedTransformer<Cpu>, prompt: &[u32], next: u32) -> Vec<f32> {
+    let mut all = prompt.to_vec();
+    all.push(next);
+    let logits = vals(m.forward(&Batch::single(&all)).unwrap());
+    logits[(all.len() - 1) * m.cfg().d_vocab..].to_vec()
 }
