@@ -213,13 +213,19 @@ impl HookPoint {
     /// Parses a name and checks its layer against a model of `n_layers` blocks.
     pub fn parse_for(name: &str, n_layers: usize) -> Result<Self> {
         let point: HookPoint = name.parse()?;
-        match point.layer() {
+        point.check_layer(n_layers)?;
+        Ok(point)
+    }
+
+    /// Checks that this hook point exists in a model of `n_layers` blocks.
+    pub fn check_layer(&self, n_layers: usize) -> Result<()> {
+        match self.layer() {
             Some(layer) if layer >= n_layers => Err(Error::HookLayerOutOfRange {
-                name: name.to_string(),
+                name: self.to_string(),
                 layer,
                 n_layers,
             }),
-            _ => Ok(point),
+            _ => Ok(()),
         }
     }
 
@@ -583,7 +589,7 @@ impl<B: Backend> HookSpec<B> {
     pub(crate) fn start(&self, n_layers: usize) -> Result<HookRun<'_, B>> {
         let cached = self.cache.resolve(n_layers)?;
         for h in &self.hooks {
-            HookPoint::parse_for(&h.point.to_string(), n_layers)?;
+            h.point.check_layer(n_layers)?;
         }
         if let Some(layer) = self.stop_at_layer {
             if layer > n_layers {
