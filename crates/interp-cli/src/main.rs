@@ -2,7 +2,10 @@
 //!
 //! ```text
 //! interp cache --model <DIR|HUB_ID> (--text <TEXT> | --tokens <ID,ID,...>) [--hooks <NAME|GLOB>...]
-//!              [--processing none|tl] [--prepend-bos] --out <FILE.safetensors>
+//!              [--processing none|tl] [--prepend-bos] [--sae <PATH>] --out <FILE.safetensors>
+//! interp sae encode --sae <PATH> --input <FILE.safetensors> [--tensor NAME] [--format F]
+//!                   --out <FILE.safetensors>
+//! interp sae info --sae <PATH> [--format F]
 //! ```
 
 use std::path::PathBuf;
@@ -10,6 +13,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use interp_models::prelude::*;
+use interp_sae::hooked::{run_with_sae, DeviceSae};
+
+mod sae;
 
 /// Mechanistic interpretability from the command line.
 #[derive(Parser, Debug)]
@@ -23,6 +29,9 @@ struct Cli {
 enum Command {
     /// Run a model on a prompt and save the activations at TransformerLens hook points.
     Cache(CacheArgs),
+    /// Sparse autoencoders: encode activations, inspect configs.
+    #[command(subcommand)]
+    Sae(sae::SaeCommand),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -54,6 +63,10 @@ struct CacheArgs {
     /// Prepend the BOS token to --text.
     #[arg(long)]
     prepend_bos: bool,
+    /// Also run this SAE at its hook and save `<hook>.hook_sae_acts_post` [batch, pos, d_sae]
+    /// and `<hook>.hook_sae_recons` (any format `interp sae` reads).
+    #[arg(long)]
+    sae: Option<PathBuf>,
     /// Output safetensors file: one f32 tensor per hook, named by hook name, plus `logits`.
     #[arg(long)]
     out: PathBuf,
@@ -63,6 +76,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Cache(args) => cache(args),
+        Command::Sae(cmd) => sae::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,7 +87,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn cache(args: CacheArgs) -> Result<(), Error> {
+fn cache(args: CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
     let mut model = HookedTransformer::<Cpu>::from_pretrained(&args.model, &device)?;
     if let Processing::Tl = args.processing {
@@ -89,8 +103,23 @@ fn cache(args: CacheArgs) -> Result<(), Error> {
     } else {
         NameFilter::patterns(args.hooks)
     };
-    let (logits, cache) = model.run_with_cache(&Batch::single(&tokens), filter)?;
-    cache.save_safetensors(&args.out, &[("logits", logits.into_data())])?;
+    let batch = Batch::single(&tokens);
+    let (logits, cache) = model.run_with_cache(&batch, filter)?;
+    let mut extra = vec![("logits".to_string(), logits.into_data())];
+    if let Some(path) = &args.sae {
+        let sae = interp_sae::load(path)?;
+        let run = run_with_sae(&model, &batch, &DeviceSae::new(&sae, &device), false)?;
+        extra.push((
+            format!("{}.hook_sae_acts_post", run.hook),
+            run.feature_acts.into_data(),
+        ));
+        extra.push((
+            format!("{}.hook_sae_recons", run.hook),
+            run.sae_out.into_data(),
+        ));
+    }
+    let extra: Vec<(&str, _)> = extra.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    cache.save_safetensors(&args.out, &extra)?;
     println!(
         "{} tokens → {} hook activations + logits written to {}",
         tokens.len(),

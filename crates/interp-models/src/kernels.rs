@@ -2,9 +2,9 @@
 //!
 //! On the ndarray backend (f32), burn's matmul runs each GEMM inside its rayon pool, which
 //! starves OpenBLAS' own threads, and adds the bias in a second pass over the output. The fast
-//! path multiplies the ndarray buffers directly: with the `blas` feature through ndarray's
-//! `general_mat_mul` (OpenBLAS), otherwise through the pure-Rust `gemm` crate, in both cases
-//! accumulating onto the broadcast bias. Other backends use burn's ops.
+//! path multiplies the ndarray buffers directly with [`interp_core::matmul_acc`] (OpenBLAS with
+//! the `blas` feature, otherwise the pure-Rust `gemm` crate), accumulating onto the broadcast
+//! bias. Other backends use burn's ops.
 
 use std::any::Any;
 
@@ -55,51 +55,12 @@ fn ndarray_linear<B: Backend>(
     let b = b.into_dimensionality::<ndarray::Ix1>().ok()?;
     let mut out = Array2::<f32>::zeros((n, d_out));
     out.assign(&b.broadcast((n, d_out))?);
-    matmul_acc(&x, &w, &mut out);
+    interp_core::matmul_acc(x, w, out.view_mut());
     let prim: NdArrayTensor = out.into_dyn().into_shared().into();
     let prim = *(Box::new(prim) as Box<dyn Any>)
         .downcast::<B::FloatTensorPrimitive>()
         .ok()?;
     Some(Tensor::from_primitive(TensorPrimitive::Float(prim)))
-}
-
-/// `out += x @ w`.
-#[cfg(feature = "blas")]
-fn matmul_acc(x: &ArrayView2<'_, f32>, w: &ArrayView2<'_, f32>, out: &mut Array2<f32>) {
-    ndarray::linalg::general_mat_mul(1.0, x, w, 1.0, out);
-}
-
-/// `out += x @ w`.
-#[cfg(not(feature = "blas"))]
-fn matmul_acc(x: &ArrayView2<'_, f32>, w: &ArrayView2<'_, f32>, out: &mut Array2<f32>) {
-    let (m, k, n) = (x.nrows(), x.ncols(), w.ncols());
-    let (xs, ws, os) = (x.strides(), w.strides(), out.strides());
-    let (o_rs, o_cs) = (os[0], os[1]);
-    // SAFETY: the pointers and strides describe live, correctly sized ndarray buffers
-    // (x: m×k, w: k×n, out: m×n, out uniquely borrowed); gemm reads x and w and writes out.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            o_cs,
-            o_rs,
-            true,
-            x.as_ptr(),
-            xs[1],
-            xs[0],
-            w.as_ptr(),
-            ws[1],
-            ws[0],
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        );
-    }
 }
 
 #[cfg(test)]

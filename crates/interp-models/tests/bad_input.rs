@@ -264,6 +264,6 @@ fn bad_tokens_and_lengths() {
     let f = SafetensorsFile::open(&fixture_dir().join("model.safetensors")).unwrap();
     assert!(matches!(
         f.read_i64("tokens"),
-        Err(Error::MissingTensor { .. })
+        Err(interp_core::Error::MissingTensor { .. })
     ));
 }

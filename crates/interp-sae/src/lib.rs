@@ -1,3 +1,58 @@
-//! # interp-sae
+//! Sparse autoencoders for mechanistic interpretability.
 //!
-//! Sparse autoencoders: architectures, loaders for public formats, encode/decode kernels, training. (Work in progress: see the project issues.)
+//! - [`Sae`]: ReLU ("standard"), TopK, JumpReLU (also BatchTopK / Matryoshka as SAELens saves
+//!   them) and Gated SAEs in SAELens layout, with input normalisation (`layer_norm`,
+//!   `constant_norm_rescale`), encode / decode / forward / error term, feature directions, and
+//!   folding of decoder norms or activation scales into the weights.
+//! - [`formats`]: SAELens (read and write), Gemma Scope `params.npz`, OpenAI `.pt` (through a
+//!   pickle reader that never executes code), Llama Scope and sparsify; [`formats::load`]
+//!   detects which.
+//! - Fast CPU kernels: encode is a blocked GEMM with the nonlinearity (TopK selection included)
+//!   fused in; decode of [`SparseCodes`] reads only the decoder rows of active latents.
+//!
+//! This crate does not depend on a tensor framework; the `models` feature adds burn-tensor
+//! encode/decode and SAEs attached to `interp-models` hook points.
+//!
+//! ```
+//! use interp_sae::prelude::*;
+//! use ndarray::{array, Array1, Array2};
+//!
+//! // A 2-latent ReLU SAE over 2-d inputs.
+//! let cfg = SaeConfig::new(Architecture::Standard, 2, 2);
+//! let weights = SaeWeights {
+//!     w_enc: array![[1.0, -1.0], [0.0, 1.0]],
+//!     w_dec: array![[1.0, 0.0], [0.0, 1.0]],
+//!     b_enc: Array1::zeros(2),
+//!     b_dec: Array1::zeros(2),
+//!     threshold: None,
+//!     gated: None,
+//! };
+//! let sae = Sae::new(cfg, weights)?;
+//! let codes = sae.encode_sparse(array![[2.0, 1.0]].view())?;
+//! assert_eq!(codes.row(0), (&[0u32][..], &[2.0f32][..]));
+//! let x_hat: Array2<f32> = sae.decode_sparse(&codes)?;
+//! assert_eq!(x_hat, array![[2.0, 0.0]]);
+//! # Ok::<(), interp_sae::Error>(())
+//! ```
+
+mod config;
+mod error;
+pub mod formats;
+#[cfg(feature = "models")]
+pub mod hooked;
+mod kernels;
+mod sae;
+mod sparse;
+
+pub use config::{Architecture, Normalization, SaeConfig, SaeMetadata};
+pub use error::{Error, Result};
+pub use formats::{load, Format};
+pub use sae::{GatedWeights, Sae, SaeWeights};
+pub use sparse::{RowNorm, SparseCodes};
+
+/// The types most programs need.
+pub mod prelude {
+    pub use crate::{
+        load, Architecture, Error, Format, Normalization, Sae, SaeConfig, SaeWeights, SparseCodes,
+    };
+}

@@ -166,8 +166,8 @@ pub fn load_weights<B: Backend>(
     let mut read = |name: &str, expected: &[usize]| -> Result<HostTensor> {
         let key = key_of(name);
         let t = file.read(&key).map_err(|e| match e {
-            Error::MissingTensor { .. } => Error::MissingTensor { key: name.into() },
-            e => e,
+            interp_core::Error::MissingTensor { .. } => Error::MissingTensor { key: name.into() },
+            e => e.into(),
         })?;
         if t.shape != expected {
             return Err(Error::ShapeMismatch {

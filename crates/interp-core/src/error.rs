@@ -1,0 +1,66 @@
+//! The one error type of `interp-core`.
+
+use std::path::PathBuf;
+
+/// What can go wrong reading or writing tensor files.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A safetensors file is truncated, corrupt, or not safetensors at all.
+    #[error("{path}: not a readable safetensors file: {reason}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A tensor is not in the file.
+    #[error("{path}: no tensor `{key}`")]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor name.
+        key: String,
+    },
+    /// A tensor has a dtype the reader does not convert.
+    #[error("tensor `{key}` has unsupported dtype {dtype}")]
+    Dtype {
+        /// The tensor name.
+        key: String,
+        /// The dtype found.
+        dtype: String,
+    },
+    /// Tensors to write have a shape that disagrees with their data length.
+    #[error("tensor `{key}`: shape {shape:?} needs {expected} values, got {actual}")]
+    DataLength {
+        /// The tensor name.
+        key: String,
+        /// Its declared shape.
+        shape: Vec<usize>,
+        /// Product of the shape.
+        expected: usize,
+        /// Values supplied.
+        actual: usize,
+    },
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

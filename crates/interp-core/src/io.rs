@@ -1,0 +1,238 @@
+//! Safetensors reading (memory-mapped, any float dtype to f32) and atomic writing.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+
+/// A memory-mapped safetensors file.
+pub struct SafetensorsFile {
+    path: PathBuf,
+    mmap: memmap2::Mmap,
+}
+
+/// One tensor read from a file, converted to f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+impl SafetensorsFile {
+    /// Maps `path` and validates its header.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be opened, [`Error::Safetensors`] if it is truncated or corrupt.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the map is read-only; we never hand out references that outlive `self`, and a
+        // file truncated under us is the usual mmap caveat accepted by every checkpoint loader.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let this = SafetensorsFile {
+            path: path.to_path_buf(),
+            mmap,
+        };
+        this.parse()?;
+        Ok(this)
+    }
+
+    /// The file this was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn parse(&self) -> Result<SafeTensors<'_>> {
+        SafeTensors::deserialize(&self.mmap).map_err(|e| Error::Safetensors {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Tensor names and shapes.
+    ///
+    /// # Errors
+    /// [`Error::Safetensors`] if the header cannot be parsed.
+    pub fn shapes(&self) -> Result<BTreeMap<String, Vec<usize>>> {
+        let st = self.parse()?;
+        Ok(st
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| (name, view.shape().to_vec()))
+            .collect())
+    }
+
+    /// Whether the file holds a tensor called `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.parse().is_ok_and(|st| st.tensor(name).is_ok())
+    }
+
+    fn view(&self, name: &str) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
+        let st = self.parse()?;
+        let view = st.tensor(name).map_err(|_| Error::MissingTensor {
+            path: self.path.clone(),
+            key: name.to_string(),
+        })?;
+        Ok((view.dtype(), view.shape().to_vec(), view.data().to_vec()))
+    }
+
+    /// Reads tensor `name` as f32 (F32, F16, BF16 and F64 are converted).
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`] if absent, [`Error::Dtype`] for non-float dtypes.
+    pub fn read(&self, name: &str) -> Result<HostTensor> {
+        let (dtype, shape, bytes) = self.view(name)?;
+        let data = floats_from_le_bytes(&bytes, dtype).ok_or_else(|| Error::Dtype {
+            key: name.to_string(),
+            dtype: format!("{dtype:?}"),
+        })?;
+        Ok(HostTensor { shape, data })
+    }
+
+    /// Reads an integer tensor (I64 or I32) as i64 values with its shape.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`] if absent, [`Error::Dtype`] for other dtypes.
+    pub fn read_i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
+        let (dtype, shape, bytes) = self.view(name)?;
+        let data = match dtype {
+            Dtype::I64 => bytes
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().expect("chunk of 8")))
+                .collect(),
+            Dtype::I32 => bytes
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes(b.try_into().expect("chunk of 4")) as i64)
+                .collect(),
+            other => {
+                return Err(Error::Dtype {
+                    key: name.to_string(),
+                    dtype: format!("{other:?}"),
+                })
+            }
+        };
+        Ok((shape, data))
+    }
+}
+
+/// Decodes little-endian floats of `dtype` (F32, F16, BF16, F64) to f32; `None` for other dtypes.
+pub fn floats_from_le_bytes(bytes: &[u8], dtype: Dtype) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32)
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// Writes named f32 tensors `(name, shape, values)` to `path` atomically (see [`write_atomic`]).
+///
+/// # Errors
+/// [`Error::DataLength`] if a shape disagrees with its values, [`Error::Io`] on write failure.
+pub fn write_safetensors<'a>(
+    path: &Path,
+    tensors: impl IntoIterator<Item = (&'a str, &'a [usize], &'a [f32])>,
+) -> Result<()> {
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, shape, values) in tensors {
+        let expected: usize = shape.iter().product();
+        if expected != values.len() {
+            return Err(Error::DataLength {
+                key: name.to_string(),
+                shape: shape.to_vec(),
+                expected,
+                actual: values.len(),
+            });
+        }
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        owned.push((name.to_string(), shape.to_vec(), bytes));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, s, b)| {
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)
+                .expect("shape and byte length agree: checked above");
+            (n.clone(), view)
+        })
+        .collect();
+    let bytes = safetensors::serialize(views, None).map_err(|e| Error::Safetensors {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a temp file in the same directory and a rename, so that a
+/// crash leaves either the old file or the new one, never a torn one. Missing parent
+/// directories are created.
+///
+/// # Errors
+/// [`Error::Io`] if the directory, temp file or rename fails (the temp file is removed).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        std::fs::create_dir_all(dir)?;
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_round_trips_and_rejects_bad_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/t.safetensors");
+        let values = [1.0f32, -2.0, 3.5, 0.25, 8.0, -0.5];
+        write_safetensors(&path, [("a", &[2usize, 3][..], &values[..])]).unwrap();
+        let file = SafetensorsFile::open(&path).unwrap();
+        let t = file.read("a").unwrap();
+        assert_eq!(t.shape, vec![2, 3]);
+        assert_eq!(t.data, values);
+        assert!(matches!(file.read("b"), Err(Error::MissingTensor { .. })));
+        let bad = write_safetensors(&path, [("a", &[4usize][..], &values[..])]);
+        assert!(matches!(
+            bad,
+            Err(Error::DataLength {
+                expected: 4,
+                actual: 6,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,16 @@
+//! Foundations shared by the interp-rs crates that must not depend on a tensor framework:
+//! memory-mapped safetensors reading (any float dtype to f32), atomic file writes, and the
+//! CPU matrix multiply (`gemm` crate, or OpenBLAS with the `blas` feature).
+//!
+//! `interp-sae` builds on this crate alone, so `cargo add interp-sae` does not pull burn.
+
+#[cfg(feature = "blas")]
+extern crate blas_src;
+
+mod error;
+pub mod io;
+pub mod matmul;
+
+pub use error::{Error, Result};
+pub use io::{write_atomic, write_safetensors, HostTensor, SafetensorsFile};
+pub use matmul::matmul_acc;

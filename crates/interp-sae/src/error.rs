@@ -1,0 +1,168 @@
+//! The one error type of `interp-sae`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong loading, saving or running an SAE.
+///
+/// Variants carry what is needed to act on them (file, tensor, expected and actual sizes).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a safetensors file failed (see the inner error).
+    #[error(transparent)]
+    Tensors(#[from] interp_core::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// No known SAE format matches what is at a path.
+    #[error("{path}: not a recognised SAE ({reason})")]
+    UnknownFormat {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was looked for.
+        reason: String,
+    },
+    /// A config file is not valid JSON, lacks a key, or holds an impossible value.
+    #[error("{path}: invalid SAE config: {reason}")]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file asks for something this crate does not implement.
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// What it is.
+        what: String,
+    },
+    /// A tensor the architecture needs is absent.
+    #[error("{path}: missing tensor `{key}`")]
+    MissingTensor {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor name as the format spells it.
+        key: String,
+    },
+    /// A tensor has the wrong shape.
+    #[error("tensor `{key}` has shape {actual:?}, expected {expected:?}")]
+    Shape {
+        /// The tensor name.
+        key: String,
+        /// What the config implies.
+        expected: Vec<usize>,
+        /// What the file holds.
+        actual: Vec<usize>,
+    },
+    /// A weight, threshold or input holds NaN or ±inf.
+    #[error("`{key}` holds a non-finite value at flat index {index}")]
+    NonFinite {
+        /// The tensor (or `"input"`).
+        key: String,
+        /// Flat index of the first bad value.
+        index: usize,
+    },
+    /// A torch pickle (`.pt`) is malformed.
+    #[error("{path}: malformed torch file: {reason}")]
+    Pickle {
+        /// The file.
+        path: PathBuf,
+        /// What the reader found.
+        reason: String,
+    },
+    /// A pickle references a global outside the allow-list; nothing was executed.
+    #[error("{path}: pickle references forbidden global `{module}.{name}` (nothing was executed)")]
+    ForbiddenGlobal {
+        /// The file.
+        path: PathBuf,
+        /// The module part of the global.
+        module: String,
+        /// The attribute part.
+        name: String,
+    },
+    /// A `.npy`/`.npz` file is malformed or of an unsupported dtype.
+    #[error("{path}: malformed numpy file: {reason}")]
+    Npy {
+        /// The file (or `file.npz/member`).
+        path: PathBuf,
+        /// What the reader found.
+        reason: String,
+    },
+    /// Input activations have the wrong width for this SAE.
+    #[error("input width {actual} does not match the SAE's d_in {expected}")]
+    InputWidth {
+        /// The SAE's `d_in`.
+        expected: usize,
+        /// The width given.
+        actual: usize,
+    },
+    /// An SAE was attached to a hook whose activations have a different width.
+    #[error("SAE d_in {d_in} does not match the width {width} of hook `{hook}`")]
+    HookWidth {
+        /// The hook name.
+        hook: String,
+        /// The SAE's `d_in`.
+        d_in: usize,
+        /// The hook's activation width in this model.
+        width: usize,
+    },
+    /// A feature index is not below `d_sae`.
+    #[error("feature {index} out of range (d_sae = {d_sae})")]
+    FeatureOutOfRange {
+        /// The index given.
+        index: usize,
+        /// The number of features.
+        d_sae: usize,
+    },
+    /// A release or SAE id is not in the registry.
+    #[error("unknown pretrained SAE {release}/{sae_id}; known: {known}")]
+    UnknownPretrained {
+        /// The release name.
+        release: String,
+        /// The SAE id within it.
+        sae_id: String,
+        /// Known names, comma-separated.
+        known: String,
+    },
+    /// Hub download failed (or the file is not in the local cache in offline mode).
+    #[cfg(feature = "hub")]
+    #[error("hub {repo}/{file}: {reason}")]
+    Hub {
+        /// The repository id.
+        repo: String,
+        /// The file within it.
+        file: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Running the model failed.
+    #[cfg(feature = "models")]
+    #[error(transparent)]
+    Model(#[from] interp_models::Error),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A config error on `path`.
+    pub(crate) fn config(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
