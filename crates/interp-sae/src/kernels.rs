@@ -1,12 +1,16 @@
-//! CPU f32 kernels: blocked encode (GEMM + fused nonlinearity), per-row TopK selection, and
-//! sparse decode as a gather-sum over the active decoder rows only.
+//! CPU f32 kernels: encode as a column-tiled GEMM with the nonlinearity (streaming TopK
+//! selection included) fused per tile, and sparse decode as a gather-sum over the active
+//! decoder rows only.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use rayon::slice::ParallelSlice;
 
+use crate::config::Normalization;
 use crate::sparse::RowNorm;
 
-/// The nonlinearity applied to one row of pre-activations.
+/// The nonlinearity applied to pre-activations. Per-feature parameters are indexed by the
+/// absolute feature index, so the kernels can work on column tiles.
 pub(crate) enum Activation<'a> {
     /// `relu`.
     Relu,
@@ -22,42 +26,43 @@ pub(crate) enum Activation<'a> {
     },
 }
 
-/// Rows per encode block so that one block of pre-activations stays near 32 MiB.
-pub(crate) fn block_rows(d_sae: usize) -> usize {
-    ((32 << 20) / (4 * d_sae.max(1))).clamp(16, 1024)
+/// Rows per encode block: bounds the memory of one block's outputs and how often the encoder
+/// is streamed from DRAM (once per block).
+pub(crate) const ROW_BLOCK: usize = 1024;
+
+/// Columns per GEMM tile for `rows` rows: keeps a tile of pre-activations near 8 MiB so that it
+/// and the matching encoder columns stay in the last-level cache while the nonlinearity runs.
+fn col_tile(rows: usize, d_sae: usize) -> usize {
+    ((2 << 20) / rows.max(1)).max(256).min(d_sae.max(1))
 }
 
 /// Normalises `x` rows in place as configured and returns the statistics to undo it.
-pub(crate) fn normalize_rows(
-    x: &mut Array2<f32>,
-    norm: crate::config::Normalization,
-) -> Option<Vec<RowNorm>> {
-    use crate::config::Normalization as N;
-    let d = x.ncols() as f32;
-    let stat = |row: ArrayView1<'_, f32>| -> RowNorm {
-        match norm {
-            N::LayerNorm => {
-                let mu = row.sum() / d;
-                let var = row.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / (d - 1.0).max(1.0);
-                RowNorm {
-                    shift: mu,
-                    scale: var.sqrt() + 1e-5,
-                }
-            }
-            _ => RowNorm {
-                shift: 0.0,
-                scale: row.dot(&row).sqrt() / d.sqrt(),
-            },
-        }
-    };
-    if !matches!(norm, N::LayerNorm | N::ConstantNormRescale) {
+pub(crate) fn normalize_rows(x: &mut Array2<f32>, norm: Normalization) -> Option<Vec<RowNorm>> {
+    if !matches!(
+        norm,
+        Normalization::LayerNorm | Normalization::ConstantNormRescale
+    ) {
         return None;
     }
-    let norms: Vec<RowNorm> = x
+    let d = x.ncols() as f32;
+    let norms = x
         .axis_iter_mut(Axis(0))
         .into_par_iter()
         .map(|mut row| {
-            let s = stat(row.view());
+            let s = match norm {
+                Normalization::LayerNorm => {
+                    let mu = row.sum() / d;
+                    let ss = row.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>();
+                    RowNorm {
+                        shift: mu,
+                        scale: (ss / (d - 1.0).max(1.0)).sqrt() + 1e-5,
+                    }
+                }
+                _ => RowNorm {
+                    shift: 0.0,
+                    scale: row.dot(&row).sqrt() / d.sqrt(),
+                },
+            };
             row.mapv_inplace(|v| (v - s.shift) / s.scale);
             s
         })
@@ -65,64 +70,99 @@ pub(crate) fn normalize_rows(
     Some(norms)
 }
 
-/// `pre = x @ w_enc + b_enc` for one block of (already processed) inputs.
-pub(crate) fn pre_activations(
+/// `out[:, tile] = x @ w_enc[:, tile] + b_enc[tile]` for every column tile (the encoder is
+/// streamed once per call), calling `each_tile(first_column, tile)` after each tile is written.
+pub(crate) fn tiled_pre_activations(
     x: ArrayView2<'_, f32>,
     w_enc: ArrayView2<'_, f32>,
     b_enc: Option<ArrayView1<'_, f32>>,
-) -> Array2<f32> {
-    let mut pre = Array2::zeros((x.nrows(), w_enc.ncols()));
-    if let Some(b) = b_enc {
-        pre.rows_mut().into_iter().for_each(|mut r| r.assign(&b));
-    }
-    interp_core::matmul_acc(x, w_enc, pre.view_mut());
-    pre
-}
-
-/// Applies `act` to every row of `pre`, appending the non-zero `(index, value)` pairs per row.
-pub(crate) fn activate_sparse(
-    pre: &mut Array2<f32>,
-    act: &Activation<'_>,
-) -> Vec<(Vec<u32>, Vec<f32>)> {
-    pre.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .with_min_len(4)
-        .map(|row| {
-            let row = row
-                .into_slice()
-                .expect("pre-activation rows are contiguous");
-            let mut idx = Vec::new();
-            let mut val = Vec::new();
-            activate_row(row, act, &mut idx, &mut val);
-            (idx, val)
-        })
-        .collect()
-}
-
-/// Applies `act` to every row of `pre` in place (dense output).
-pub(crate) fn activate_dense(pre: &mut Array2<f32>, act: &Activation<'_>) {
-    pre.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .with_min_len(4)
-        .for_each(|row| {
-            let row = row
-                .into_slice()
-                .expect("pre-activation rows are contiguous");
-            let mut idx = Vec::new();
-            let mut val = Vec::new();
-            activate_row(row, act, &mut idx, &mut val);
-            row.fill(0.0);
-            for (&i, &v) in idx.iter().zip(&val) {
-                row[i as usize] = v;
+    mut each_tile: impl FnMut(usize, ArrayViewMut2<'_, f32>),
+) {
+    let (rows, d_sae) = (x.nrows(), w_enc.ncols());
+    let width = col_tile(rows, d_sae);
+    let mut buf = Array2::<f32>::zeros((rows, width));
+    let mut start = 0;
+    while start < d_sae {
+        let end = (start + width).min(d_sae);
+        let mut tile = buf.slice_mut(s![.., ..end - start]);
+        match b_enc {
+            Some(b) => {
+                let b = b.slice(s![start..end]);
+                tile.rows_mut().into_iter().for_each(|mut r| r.assign(&b));
             }
-        });
+            None => tile.fill(0.0),
+        }
+        interp_core::matmul_acc(x, w_enc.slice(s![.., start..end]), tile.view_mut());
+        each_tile(start, tile);
+        start = end;
+    }
 }
 
-fn activate_row(pre: &mut [f32], act: &Activation<'_>, idx: &mut Vec<u32>, val: &mut Vec<f32>) {
+/// Per-row output of the sparse encoder, filled tile by tile.
+pub(crate) enum RowCodes {
+    /// Every active latent (ReLU, JumpReLU, gated), in increasing index order.
+    All(Vec<u32>, Vec<f32>),
+    /// The best `k` so far.
+    TopK(TopK),
+}
+
+impl RowCodes {
+    pub(crate) fn new(act: &Activation<'_>) -> Self {
+        match act {
+            Activation::TopK { k, .. } => RowCodes::TopK(TopK::new(*k)),
+            _ => RowCodes::All(Vec::new(), Vec::new()),
+        }
+    }
+
+    /// Consumes one row of a pre-activation tile starting at feature `first`.
+    pub(crate) fn push_tile(&mut self, pre: &mut [f32], first: usize, act: &Activation<'_>) {
+        match (self, act) {
+            (RowCodes::TopK(best), Activation::TopK { scale, .. }) => {
+                if let Some(scale) = scale {
+                    let scale = &scale[first..first + pre.len()];
+                    pre.iter_mut().zip(scale).for_each(|(p, s)| *p *= s);
+                }
+                best.push_slice(pre, first);
+            }
+            (RowCodes::All(idx, val), act) => activate_list(pre, first, act, idx, val),
+            (RowCodes::TopK(_), _) => unreachable!("row state built from the same activation"),
+        }
+    }
+
+    /// The row's `(indices, values)`, indices increasing.
+    pub(crate) fn finish(self) -> (Vec<u32>, Vec<f32>) {
+        match self {
+            RowCodes::All(idx, val) => (idx, val),
+            RowCodes::TopK(best) => best.into_sorted(),
+        }
+    }
+}
+
+/// Appends the active latents of a non-TopK activation over `pre` (features `first..`).
+fn activate_list(
+    pre: &[f32],
+    first: usize,
+    act: &Activation<'_>,
+    idx: &mut Vec<u32>,
+    val: &mut Vec<f32>,
+) {
+    let mut push = |i: usize, v: f32| {
+        idx.push((first + i) as u32);
+        val.push(v);
+    };
     match *act {
-        Activation::Relu => push_where(pre, idx, val, |_, v| v > 0.0),
+        Activation::Relu => pre
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v > 0.0)
+            .for_each(|(i, &v)| push(i, v)),
         Activation::JumpRelu { threshold } => {
-            push_where(pre, idx, val, |i, v| v > threshold[i] && v > 0.0)
+            let t = &threshold[first..first + pre.len()];
+            pre.iter()
+                .zip(t)
+                .enumerate()
+                .filter(|(_, (&v, &t))| v > t && v > 0.0)
+                .for_each(|(i, (&v, _))| push(i, v))
         }
         Activation::Gated {
             b_gate,
@@ -130,85 +170,103 @@ fn activate_row(pre: &mut [f32], act: &Activation<'_>, idx: &mut Vec<u32>, val: 
             exp_r_mag,
         } => {
             for (i, &p) in pre.iter().enumerate() {
-                if p + b_gate[i] > 0.0 {
-                    let mag = p * exp_r_mag[i] + b_mag[i];
+                let f = first + i;
+                if p + b_gate[f] > 0.0 {
+                    let mag = p * exp_r_mag[f] + b_mag[f];
                     if mag > 0.0 {
-                        idx.push(i as u32);
-                        val.push(mag);
+                        push(i, mag);
                     }
                 }
             }
         }
-        Activation::TopK { k, scale } => {
-            if let Some(scale) = scale {
-                pre.iter_mut().zip(scale).for_each(|(p, s)| *p *= s);
-            }
-            top_k_positive(pre, k, idx, val);
-        }
+        Activation::TopK { .. } => unreachable!("TopK rows keep a TopK state"),
     }
 }
 
-fn push_where(
-    pre: &[f32],
-    idx: &mut Vec<u32>,
-    val: &mut Vec<f32>,
-    keep: impl Fn(usize, f32) -> bool,
-) {
-    for (i, &v) in pre.iter().enumerate() {
-        if keep(i, v) {
-            idx.push(i as u32);
-            val.push(v);
-        }
-    }
-}
-
-/// The `k` largest positive entries of `row` (fewer if fewer are positive), sorted by index.
+/// Streaming selection of the `k` largest positive values of a row seen tile by tile.
 ///
-/// One pass keeps a buffer of the best `k` seen and its minimum; an entry enters only if it
-/// beats that minimum, which after the first few hundred entries almost never happens, so the
-/// cost is one comparison per element.
-pub(crate) fn top_k_positive(row: &[f32], k: usize, idx: &mut Vec<u32>, val: &mut Vec<f32>) {
-    let start = idx.len();
-    if k == 0 {
-        return;
+/// A buffer of the best `k` so far and its minimum: an entry enters only if it beats that
+/// minimum, which after the first few hundred entries almost never happens, so the cost is one
+/// comparison per element.
+pub(crate) struct TopK {
+    k: usize,
+    best: Vec<(f32, u32)>,
+    min: f32,
+    min_pos: usize,
+}
+
+impl TopK {
+    pub(crate) fn new(k: usize) -> Self {
+        TopK {
+            k,
+            best: Vec::with_capacity(k),
+            // relu after selection: only positive values can survive
+            min: 0.0,
+            min_pos: 0,
+        }
     }
-    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k);
-    let mut min = 0.0f32; // relu: only positive values can survive
-    let mut min_pos = 0usize;
-    for (i, &v) in row.iter().enumerate() {
-        // While the buffer fills, `min` stays 0: any positive value enters.
-        if v > min {
-            if best.len() < k {
-                best.push((v, i as u32));
-                if best.len() == k {
-                    (min_pos, min) = argmin(&best);
+
+    pub(crate) fn push_slice(&mut self, values: &[f32], first: usize) {
+        if self.k == 0 {
+            return;
+        }
+        for (i, &v) in values.iter().enumerate() {
+            // While the buffer fills, `min` stays 0: any positive value enters.
+            if v > self.min {
+                let entry = (v, (first + i) as u32);
+                if self.best.len() < self.k {
+                    self.best.push(entry);
+                    if self.best.len() == self.k {
+                        self.update_min();
+                    }
+                } else {
+                    self.best[self.min_pos] = entry;
+                    self.update_min();
                 }
-            } else {
-                best[min_pos] = (v, i as u32);
-                (min_pos, min) = argmin(&best);
             }
         }
     }
-    best.sort_unstable_by_key(|&(_, i)| i);
-    for (v, i) in best {
-        idx.push(i);
-        val.push(v);
-    }
-    debug_assert!(idx.len() - start <= k);
-}
 
-fn argmin(best: &[(f32, u32)]) -> (usize, f32) {
-    let mut pos = 0;
-    for (p, &(v, _)) in best.iter().enumerate() {
-        if v < best[pos].0 {
-            pos = p;
+    fn update_min(&mut self) {
+        let mut pos = 0;
+        for (p, e) in self.best.iter().enumerate() {
+            if e.0 < self.best[pos].0 {
+                pos = p;
+            }
         }
+        self.min_pos = pos;
+        self.min = self.best[pos].0;
     }
-    (pos, best[pos].0)
+
+    pub(crate) fn into_sorted(mut self) -> (Vec<u32>, Vec<f32>) {
+        self.best.sort_unstable_by_key(|&(_, i)| i);
+        self.best.into_iter().map(|(v, i)| (i, v)).unzip()
+    }
 }
 
-/// Sparse decode: `out[r] = b_dec + Σ_j coef_j · w_dec[idx_j]`, then the row normalisation is
-/// undone. Only the decoder rows of active latents are read.
+/// Applies `act` to a full row of pre-activations in place (dense output).
+pub(crate) fn activate_dense_row(row: &mut [f32], act: &Activation<'_>) {
+    let mut codes = RowCodes::new(act);
+    let mut scratch;
+    let pre: &mut [f32] = if matches!(act, Activation::TopK { scale: Some(_), .. }) {
+        // TopK scales its input in place: work on a copy so the row can be rewritten.
+        scratch = row.to_vec();
+        &mut scratch
+    } else {
+        row
+    };
+    codes.push_tile(pre, 0, act);
+    let (idx, val) = codes.finish();
+    row.fill(0.0);
+    for (i, v) in idx.into_iter().zip(val) {
+        row[i as usize] = v;
+    }
+}
+
+/// Sparse decode `out[r] = b_dec + Σ_j coef_j · w_dec[idx_j]`, then the row normalisation is
+/// undone. Only the decoder rows of active latents are read, each once per call: entries are
+/// bucketed by feature and each rayon task owns a range of features and its own accumulator,
+/// so a decoder row used by many tokens is streamed from memory once.
 pub(crate) fn decode_sparse_into(
     codes: &crate::SparseCodes,
     w_dec: ArrayView2<'_, f32>,
@@ -219,30 +277,67 @@ pub(crate) fn decode_sparse_into(
     let w = w_dec
         .as_slice()
         .expect("decoder is stored in standard (row-major) layout");
-    let d = w_dec.ncols();
+    let (n, d, d_sae) = (codes.n_rows(), w_dec.ncols(), codes.d_sae());
+    // Bucket (token, coefficient) by feature: counting sort.
+    let mut start = vec![0usize; d_sae + 1];
+    for &i in &codes.indices {
+        start[i as usize + 1] += 1;
+    }
+    for f in 0..d_sae {
+        start[f + 1] += start[f];
+    }
+    let mut fill = start.clone();
+    let mut entries = vec![(0u32, 0f32); codes.nnz()];
+    for r in 0..n {
+        let (idx, val) = codes.row(r);
+        for (&i, &v) in idx.iter().zip(val) {
+            let i = i as usize;
+            let coef = inv_dec_norm.map_or(v, |s| v * s[i]);
+            entries[fill[i]] = (r as u32, coef);
+            fill[i] += 1;
+        }
+    }
+    // Feature ranges of about equal work, one accumulator each.
+    let parts = rayon::current_num_threads().max(1);
+    let per_part = codes.nnz().div_ceil(parts).max(1);
+    let mut bounds = vec![0usize];
+    for f in 0..d_sae {
+        if start[f + 1] - start[*bounds.last().expect("non-empty")] >= per_part {
+            bounds.push(f + 1);
+        }
+    }
+    if *bounds.last().expect("non-empty") != d_sae {
+        bounds.push(d_sae);
+    }
+    let partials: Vec<Vec<f32>> = bounds
+        .par_windows(2)
+        .map(|range| {
+            let mut acc = vec![0f32; n * d];
+            for f in range[0]..range[1] {
+                let dir = &w[f * d..(f + 1) * d];
+                for &(r, coef) in &entries[start[f]..start[f + 1]] {
+                    let row = &mut acc[r as usize * d..(r as usize + 1) * d];
+                    row.iter_mut().zip(dir).for_each(|(a, &w)| *a += coef * w);
+                }
+            }
+            acc
+        })
+        .collect();
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
-        .with_min_len(8)
         .enumerate()
         .for_each(|(r, mut row)| {
             row.assign(&b_dec);
-            let acc = row.as_slice_mut().expect("output rows are contiguous");
-            let (idx, val) = codes.row(r);
-            for (&i, &v) in idx.iter().zip(val) {
-                let i = i as usize;
-                let coef = inv_dec_norm.map_or(v, |s| v * s[i]);
-                let dir = &w[i * d..(i + 1) * d];
-                acc.iter_mut().zip(dir).for_each(|(a, &w)| *a += coef * w);
+            let o = row.as_slice_mut().expect("output rows are contiguous");
+            for p in &partials {
+                o.iter_mut()
+                    .zip(&p[r * d..(r + 1) * d])
+                    .for_each(|(a, b)| *a += b);
             }
-            if let Some(n) = codes.norms.as_ref().map(|n| n[r]) {
-                undo_norm(row, n);
+            if let Some(norm) = codes.norms.as_ref().map(|n| n[r]) {
+                o.iter_mut().for_each(|v| *v = *v * norm.scale + norm.shift);
             }
         });
-}
-
-/// Maps a reconstruction back from normalised space: `y · scale + shift`.
-pub(crate) fn undo_norm(mut row: ArrayViewMut1<'_, f32>, n: RowNorm) {
-    row.mapv_inplace(|v| v * n.scale + n.shift);
 }
 
 #[cfg(test)]
@@ -250,12 +345,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn top_k_matches_sorting_including_fewer_positive_than_k() {
+    fn streaming_top_k_matches_sorting_across_tiles_and_with_few_positives() {
         let row: Vec<f32> = (0..1000)
             .map(|i| ((i * 7919) % 1009) as f32 - 900.0)
             .collect();
-        let (mut idx, mut val) = (Vec::new(), Vec::new());
-        top_k_positive(&row, 32, &mut idx, &mut val);
+        let mut best = TopK::new(32);
+        for (t, chunk) in row.chunks(97).enumerate() {
+            best.push_slice(chunk, t * 97);
+        }
+        let (idx, val) = best.into_sorted();
         let mut sorted: Vec<(f32, u32)> = row
             .iter()
             .enumerate()
@@ -269,10 +367,9 @@ mod tests {
             .collect();
         want.sort_unstable();
         assert_eq!(idx, want);
-        let (mut idx, mut val2) = (Vec::new(), Vec::new());
-        top_k_positive(&[-1.0, 2.0, -3.0, 0.0, 0.5], 4, &mut idx, &mut val2);
-        assert_eq!(idx, vec![1, 4]);
-        assert_eq!(val2, vec![2.0, 0.5]);
         assert!(val.iter().all(|&v| v > 0.0));
+        let mut few = TopK::new(4);
+        few.push_slice(&[-1.0, 2.0, -3.0, 0.0, 0.5], 0);
+        assert_eq!(few.into_sorted(), (vec![1, 4], vec![2.0, 0.5]));
     }
 }

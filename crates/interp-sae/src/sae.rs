@@ -1,6 +1,7 @@
 //! The [`Sae`]: weights in SAELens layout plus encode / decode / forward on CPU.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::parallel::prelude::*;
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::config::{Architecture, Normalization, SaeConfig};
 use crate::error::{Error, Result};
@@ -222,25 +223,27 @@ impl Sae {
         }
     }
 
-    /// Runs `f` on each block of processed inputs and its pre-activations.
+    fn b_enc(&self) -> Option<ArrayView1<'_, f32>> {
+        match self.cfg.architecture {
+            Architecture::Gated => None,
+            _ => Some(self.w.b_enc.view()),
+        }
+    }
+
+    /// Runs `f` on each block of at most [`kernels::ROW_BLOCK`] processed inputs (normalised,
+    /// `b_dec` subtracted) with their normalisation statistics.
     fn for_each_block(
         &self,
         x: ArrayView2<'_, f32>,
-        mut f: impl FnMut(Array2<f32>, Option<Vec<crate::sparse::RowNorm>>),
+        mut f: impl FnMut(usize, ArrayView2<'_, f32>, Option<Vec<crate::sparse::RowNorm>>),
     ) {
-        let rows = kernels::block_rows(self.cfg.d_sae);
-        let b_enc = match self.cfg.architecture {
-            Architecture::Gated => None,
-            _ => Some(self.w.b_enc.view()),
-        };
-        for block in x.axis_chunks_iter(Axis(0), rows) {
+        for (b, block) in x.axis_chunks_iter(Axis(0), kernels::ROW_BLOCK).enumerate() {
             let mut xin = block.to_owned();
             let norms = kernels::normalize_rows(&mut xin, self.cfg.normalize_activations);
             if self.cfg.apply_b_dec_to_input {
                 xin -= &self.w.b_dec;
             }
-            let pre = kernels::pre_activations(xin.view(), self.w.w_enc.view(), b_enc);
-            f(pre, norms);
+            f(b * kernels::ROW_BLOCK, xin.view(), norms);
         }
     }
 
@@ -251,9 +254,15 @@ impl Sae {
     /// [`Error::InputWidth`] / [`Error::NonFinite`] for bad input.
     pub fn pre_activations(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         self.check_input(&x)?;
-        let mut out = Vec::new();
-        self.for_each_block(x, |pre, _| out.push(pre));
-        Ok(concat_rows(out, self.cfg.d_sae))
+        let mut out = Array2::zeros((x.nrows(), self.cfg.d_sae));
+        self.for_each_block(x, |row0, xin, _| {
+            kernels::tiled_pre_activations(xin, self.w.w_enc.view(), self.b_enc(), |col0, tile| {
+                let (r, c) = tile.dim();
+                out.slice_mut(s![row0..row0 + r, col0..col0 + c])
+                    .assign(&tile);
+            });
+        });
+        Ok(out)
     }
 
     /// Latent activations `[n, d_sae]` (dense). Prefer [`Sae::encode_sparse`] for large SAEs.
@@ -261,14 +270,15 @@ impl Sae {
     /// # Errors
     /// [`Error::InputWidth`] if `x` is not `[n, d_in]`, [`Error::NonFinite`] for NaN/inf input.
     pub fn encode(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        self.check_input(&x)?;
+        let mut out = self.pre_activations(x)?;
         let act = self.activation();
-        let mut out = Vec::new();
-        self.for_each_block(x, |mut pre, _| {
-            kernels::activate_dense(&mut pre, &act);
-            out.push(pre);
-        });
-        Ok(concat_rows(out, self.cfg.d_sae))
+        out.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .for_each(|mut row| {
+                let row = row.as_slice_mut().expect("owned rows are contiguous");
+                kernels::activate_dense_row(row, &act);
+            });
+        Ok(out)
     }
 
     /// Latent activations as [`SparseCodes`], with the normalisation statistics needed to decode
@@ -282,8 +292,26 @@ impl Sae {
         let act = self.activation();
         let mut codes = SparseCodes::empty(self.cfg.d_sae);
         let mut all_norms: Option<Vec<_>> = None;
-        self.for_each_block(x, |mut pre, norms| {
-            for (idx, val) in kernels::activate_sparse(&mut pre, &act) {
+        self.for_each_block(x, |_, xin, norms| {
+            let mut rows: Vec<kernels::RowCodes> = (0..xin.nrows())
+                .map(|_| kernels::RowCodes::new(&act))
+                .collect();
+            kernels::tiled_pre_activations(
+                xin,
+                self.w.w_enc.view(),
+                self.b_enc(),
+                |col0, mut tile| {
+                    tile.axis_iter_mut(Axis(0))
+                        .into_par_iter()
+                        .zip(rows.par_iter_mut())
+                        .for_each(|(mut pre, state)| {
+                            let pre = pre.as_slice_mut().expect("tile rows are contiguous");
+                            state.push_tile(pre, col0, &act);
+                        });
+                },
+            );
+            for state in rows {
+                let (idx, val) = state.finish();
                 codes.indices.extend_from_slice(&idx);
                 codes.values.extend_from_slice(&val);
                 codes.indptr.push(codes.indices.len());
@@ -469,15 +497,4 @@ fn finite<'a>(key: &str, mut values: impl Iterator<Item = &'a f32>) -> Result<()
         }),
         None => Ok(()),
     }
-}
-
-fn concat_rows(blocks: Vec<Array2<f32>>, cols: usize) -> Array2<f32> {
-    if blocks.len() == 1 {
-        return blocks.into_iter().next().expect("one block");
-    }
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    if views.is_empty() {
-        return Array2::zeros((0, cols));
-    }
-    ndarray::concatenate(Axis(0), &views).expect("blocks share their column count")
 }
