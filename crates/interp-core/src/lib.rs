@@ -8,6 +8,8 @@
 extern crate blas_src;
 
 mod error;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod io;
 pub mod matmul;
 

@@ -75,30 +75,12 @@ pub fn resolve_model_dir(name: &str) -> Result<PathBuf> {
 
 #[cfg(feature = "hub")]
 fn hub_model_dir(id: &str) -> Result<PathBuf> {
-    let offline =
-        std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     let mut dir = None;
     for file in MODEL_FILES {
-        let optional = file == "tokenizer.json";
-        let got = if offline {
-            hf_hub::Cache::from_env()
-                .model(id.to_string())
-                .get(file)
-                .ok_or_else(|| {
-                    Error::Hub(format!(
-                        "{id}/{file} is not in the local cache and HF_HUB_OFFLINE=1"
-                    ))
-                })
-        } else {
-            hf_hub::api::sync::ApiBuilder::from_env()
-                .build()
-                .and_then(|api| api.model(id.to_string()).get(file))
-                .map_err(|e| Error::Hub(format!("{id}/{file}: {e}")))
-        };
-        match got {
+        match interp_core::hub::hub_file(id, file) {
             Ok(p) => dir = p.parent().map(Path::to_path_buf),
-            Err(e) if !optional => return Err(e),
-            Err(_) => {}
+            Err(_) if file == "tokenizer.json" => {}
+            Err(e) => return Err(Error::Hub(e.to_string())),
         }
     }
     dir.ok_or_else(|| Error::Hub(format!("{id}: no files")))

@@ -6,7 +6,7 @@
 //!   folding of decoder norms or activation scales into the weights.
 //! - [`formats`]: SAELens (read and write), Gemma Scope `params.npz`, OpenAI `.pt` (through a
 //!   pickle reader that never executes code), Llama Scope and sparsify; [`formats::load`]
-//!   detects which.
+//!   detects which; [`registry`] maps SAELens release ids to hub files (`hub` feature).
 //! - Fast CPU kernels: encode is a blocked GEMM with the nonlinearity (TopK selection included)
 //!   fused in; decode of [`SparseCodes`] reads only the decoder rows of active latents.
 //!
@@ -41,6 +41,7 @@ pub mod formats;
 #[cfg(feature = "models")]
 pub mod hooked;
 mod kernels;
+pub mod registry;
 mod sae;
 mod sparse;
 

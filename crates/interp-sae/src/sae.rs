@@ -133,6 +133,13 @@ impl Sae {
         &self.cfg
     }
 
+    /// Records the TransformerLens hook this SAE reads (`metadata.hook_name`); for
+    /// `attn.hook_z` hooks, inputs are `[.., n_heads, d_head]` flattened.
+    pub fn set_hook_name(&mut self, hook_name: &str) {
+        self.cfg.reshape_hook_z |= hook_name.ends_with("attn.hook_z");
+        self.cfg.metadata.hook_name = Some(hook_name.to_string());
+    }
+
     /// The parameters.
     pub fn weights(&self) -> &SaeWeights {
         &self.w
