@@ -15,4 +15,6 @@ pub use interp_steer as steer;
 /// Everything needed for everyday use.
 pub mod prelude {
     pub use interp_models::prelude::*;
+    pub use interp_sae::hooked::{run_with_sae, DeviceSae};
+    pub use interp_sae::{Sae, SaeConfig, SparseCodes};
 }

@@ -106,9 +106,17 @@ fn cache(args: CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
     let batch = Batch::single(&tokens);
     let (logits, cache) = model.run_with_cache(&batch, filter)?;
     let mut extra = vec![("logits".to_string(), logits.into_data())];
+    let mut sae_note = String::new();
     if let Some(path) = &args.sae {
         let sae = interp_sae::load(path)?;
         let run = run_with_sae(&model, &batch, &DeviceSae::new(&sae, &device), false)?;
+        let active = run.feature_acts.clone().greater_elem(0.0).int().sum().into_scalar();
+        sae_note = format!(
+            " + SAE latents at {} (mean L0 {:.1} of {})",
+            run.hook,
+            active as f64 / tokens.len() as f64,
+            sae.d_sae()
+        );
         extra.push((
             format!("{}.hook_sae_acts_post", run.hook),
             run.feature_acts.into_data(),
@@ -121,7 +129,7 @@ fn cache(args: CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
     let extra: Vec<(&str, _)> = extra.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
     cache.save_safetensors(&args.out, &extra)?;
     println!(
-        "{} tokens → {} hook activations + logits written to {}",
+        "{} tokens → {} hook activations + logits{sae_note} written to {}",
         tokens.len(),
         cache.len(),
         args.out.display()

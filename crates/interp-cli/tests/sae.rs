@@ -21,7 +21,11 @@ fn interp(args: &[&str]) -> std::process::Output {
 
 fn interp_ok(args: &[&str]) -> String {
     let run = interp(args);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     String::from_utf8_lossy(&run.stdout).into_owned()
 }
 
@@ -45,7 +49,9 @@ fn encode_every_format_matches_the_reference_outputs() {
     ] {
         let dir = sae_fixture(rel);
         let expected_path = dir.join("expected.safetensors");
-        let out = tmp.path().join(format!("{}.safetensors", rel.replace('/', "_")));
+        let out = tmp
+            .path()
+            .join(format!("{}.safetensors", rel.replace('/', "_")));
         let sae_path = dir.join(sae);
         let mut args = vec![
             "sae",
@@ -78,7 +84,12 @@ fn encode_every_format_matches_the_reference_outputs() {
 
 #[test]
 fn info_prints_the_saelens_config_and_format() {
-    let out = interp_ok(&["sae", "info", "--sae", sae_fixture("openai_topk/ae.pt").to_str().unwrap()]);
+    let out = interp_ok(&[
+        "sae",
+        "info",
+        "--sae",
+        sae_fixture("openai_topk/ae.pt").to_str().unwrap(),
+    ]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["format"], "openai");
     assert_eq!(json["architecture"], "topk");
@@ -91,7 +102,8 @@ fn info_prints_the_saelens_config_and_format() {
 fn cache_with_sae_saves_feature_acts_at_its_hook_and_encode_picks_the_hook_tensor() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("cache.safetensors");
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interp-models/tests/fixtures/gpt2/tiny-gpt2");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../interp-models/tests/fixtures/gpt2/tiny-gpt2");
     let sae = sae_fixture("model_hook");
     interp_ok(&[
         "cache",
@@ -107,7 +119,9 @@ fn cache_with_sae_saves_feature_acts_at_its_hook_and_encode_picks_the_hook_tenso
         out.to_str().unwrap(),
     ]);
     let cache = SafetensorsFile::open(&out).unwrap();
-    let acts = cache.read("blocks.1.hook_resid_pre.hook_sae_acts_post").unwrap();
+    let acts = cache
+        .read("blocks.1.hook_resid_pre.hook_sae_acts_post")
+        .unwrap();
     assert_eq!(acts.shape, [1, 6, 64]);
     let expected = SafetensorsFile::open(&sae.join("expected.safetensors")).unwrap();
     // The fixture's first row is the same prompt.
@@ -127,7 +141,10 @@ fn cache_with_sae_saves_feature_acts_at_its_hook_and_encode_picks_the_hook_tenso
         "--out",
         encoded.to_str().unwrap(),
     ]);
-    let again = SafetensorsFile::open(&encoded).unwrap().read("feature_acts").unwrap();
+    let again = SafetensorsFile::open(&encoded)
+        .unwrap()
+        .read("feature_acts")
+        .unwrap();
     assert_eq!(again.shape, [6, 64]);
     assert_close("encode of cached hook", &again.data, &acts.data);
 }
@@ -137,35 +154,72 @@ fn sae_commands_report_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o.safetensors");
     let input = sae_fixture("saelens/standard/expected.safetensors");
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interp-models/tests/fixtures/gpt2/tiny-gpt2");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../interp-models/tests/fixtures/gpt2/tiny-gpt2");
     for (args, message) in [
-        (vec!["sae", "info", "--sae", "/nonexistent"], "not a recognised SAE"),
         (
-            vec!["sae", "info", "--sae", sae_fixture("hostile/evil.pt").to_str().unwrap()],
+            vec!["sae", "info", "--sae", "/nonexistent"],
+            "not a recognised SAE",
+        ),
+        (
+            vec![
+                "sae",
+                "info",
+                "--sae",
+                sae_fixture("hostile/evil.pt").to_str().unwrap(),
+            ],
             "forbidden global",
         ),
         (
-            vec!["sae", "info", "--sae", sae_fixture("saelens/standard").to_str().unwrap(), "--format", "nope"],
+            vec![
+                "sae",
+                "info",
+                "--sae",
+                sae_fixture("saelens/standard").to_str().unwrap(),
+                "--format",
+                "nope",
+            ],
             "format `nope`",
         ),
         (
             vec![
-                "sae", "encode", "--sae", sae_fixture("saelens/standard").to_str().unwrap(),
-                "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap(),
+                "sae",
+                "encode",
+                "--sae",
+                sae_fixture("saelens/standard").to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
             ],
             "several tensors",
         ),
         (
             vec![
-                "sae", "encode", "--sae", sae_fixture("model_hook").to_str().unwrap(),
-                "--input", input.to_str().unwrap(), "--tensor", "x", "--out", out.to_str().unwrap(),
+                "sae",
+                "encode",
+                "--sae",
+                sae_fixture("model_hook").to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--tensor",
+                "x",
+                "--out",
+                out.to_str().unwrap(),
             ],
             "does not match the SAE's d_in 32",
         ),
         (
             vec![
-                "cache", "--model", model.to_str().unwrap(), "--tokens", "1,2",
-                "--sae", sae_fixture("saelens/standard").to_str().unwrap(), "--out", out.to_str().unwrap(),
+                "cache",
+                "--model",
+                model.to_str().unwrap(),
+                "--tokens",
+                "1,2",
+                "--sae",
+                sae_fixture("saelens/standard").to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
             ],
             "SAE d_in 16 does not match the width 32 of hook `blocks.1.hook_resid_pre`",
         ),
