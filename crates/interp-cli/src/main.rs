@@ -110,7 +110,13 @@ fn cache(args: CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &args.sae {
         let sae = interp_sae::load(path)?;
         let run = run_with_sae(&model, &batch, &DeviceSae::new(&sae, &device), false)?;
-        let active = run.feature_acts.clone().greater_elem(0.0).int().sum().into_scalar();
+        let active = run
+            .feature_acts
+            .clone()
+            .greater_elem(0.0)
+            .int()
+            .sum()
+            .into_scalar();
         sae_note = format!(
             " + SAE latents at {} (mean L0 {:.1} of {})",
             run.hook,

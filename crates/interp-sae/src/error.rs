@@ -119,6 +119,14 @@ pub enum Error {
         /// The number of features.
         d_sae: usize,
     },
+    /// Sparse codes list the same feature twice for one token.
+    #[error("token {row} lists feature {index} twice")]
+    DuplicateFeature {
+        /// The token (row).
+        row: usize,
+        /// The repeated feature.
+        index: usize,
+    },
     /// A release or SAE id is not in the registry.
     #[error("unknown pretrained SAE {release}/{sae_id}; known: {known}")]
     UnknownPretrained {

@@ -335,12 +335,13 @@ impl Sae {
     /// `b_dec`, mapped back through the input normalisation recorded in `codes`.
     ///
     /// # Errors
-    /// [`Error::FeatureOutOfRange`] if `codes` has a different `d_sae`.
+    /// [`Error::Shape`] if `codes` has a different `d_sae`.
     pub fn decode_sparse(&self, codes: &SparseCodes) -> Result<Array2<f32>> {
         if codes.d_sae() != self.cfg.d_sae {
-            return Err(Error::FeatureOutOfRange {
-                index: codes.d_sae().saturating_sub(1),
-                d_sae: self.cfg.d_sae,
+            return Err(Error::Shape {
+                key: "codes".into(),
+                expected: vec![codes.n_rows(), self.cfg.d_sae],
+                actual: vec![codes.n_rows(), codes.d_sae()],
             });
         }
         let inv: Option<Vec<f32>> = self
@@ -464,12 +465,21 @@ impl Sae {
     /// `fold_activation_norm_scaling_factor`).
     ///
     /// # Errors
-    /// [`Error::NonFinite`] if `s` is not a finite positive number.
+    /// [`Error::NonFinite`] if `s` is not a finite positive number; [`Error::Unsupported`] for
+    /// `layer_norm` / `constant_norm_rescale` SAEs (their per-token scaling would be lost).
     pub fn fold_activation_scale(&mut self, s: f32) -> Result<()> {
         if !(s.is_finite() && s > 0.0) {
             return Err(Error::NonFinite {
                 key: "activation scale".into(),
                 index: 0,
+            });
+        }
+        if matches!(
+            self.cfg.normalize_activations,
+            Normalization::LayerNorm | Normalization::ConstantNormRescale
+        ) {
+            return Err(Error::Unsupported {
+                what: "folding a constant scale into an SAE that normalises each token".into(),
             });
         }
         self.w.w_enc *= s;

@@ -27,11 +27,12 @@ pub struct SparseCodes {
 }
 
 impl SparseCodes {
-    /// Builds codes from per-row `(indices, values)`; indices must be below `d_sae`.
+    /// Builds codes from per-row `(indices, values)` (any order; stored sorted by index).
     ///
     /// # Errors
-    /// [`Error::FeatureOutOfRange`] for an index `≥ d_sae`, [`Error::Shape`] when a row's index
-    /// and value lists differ in length, [`Error::NonFinite`] for a NaN/inf value.
+    /// [`Error::FeatureOutOfRange`] for an index `≥ d_sae`, [`Error::DuplicateFeature`] for an
+    /// index given twice in a row, [`Error::Shape`] when a row's index and value lists differ in
+    /// length, [`Error::NonFinite`] for a NaN/inf value.
     pub fn from_rows<'a>(
         d_sae: usize,
         rows: impl IntoIterator<Item = (&'a [u32], &'a [f32])>,
@@ -57,8 +58,16 @@ impl SparseCodes {
                     index: codes.values.len() + p,
                 });
             }
-            codes.indices.extend_from_slice(idx);
-            codes.values.extend_from_slice(val);
+            let mut pairs: Vec<(u32, f32)> = idx.iter().copied().zip(val.iter().copied()).collect();
+            pairs.sort_unstable_by_key(|p| p.0);
+            if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(Error::DuplicateFeature {
+                    row: codes.n_rows(),
+                    index: w[0].0 as usize,
+                });
+            }
+            codes.indices.extend(pairs.iter().map(|p| p.0));
+            codes.values.extend(pairs.iter().map(|p| p.1));
             codes.indptr.push(codes.indices.len());
         }
         Ok(codes)

@@ -1,0 +1,13 @@
+//! `formats::npy::read_npy_bytes` on arbitrary bytes.
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(a) = interp_sae::formats::npy::read_npy_bytes(data, Path::new("fuzz.npy")) {
+        let n: usize = a.shape.iter().product();
+        assert_eq!(a.numel(), n, "shape {:?} vs {} values", a.shape, a.numel());
+    }
+});
