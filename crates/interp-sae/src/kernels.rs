@@ -70,8 +70,30 @@ pub(crate) fn normalize_rows(x: &mut Array2<f32>, norm: Normalization) -> Option
     Some(norms)
 }
 
-/// `out[:, tile] = x @ w_enc[:, tile] + b_enc[tile]` for every column tile (the encoder is
-/// streamed once per call), calling `each_tile(first_column, tile)` after each tile is written.
+/// Column tiles `[start, end)` of a `d_sae`-wide GEMM over `rows` rows.
+fn tiles(rows: usize, d_sae: usize) -> impl Iterator<Item = (usize, usize)> {
+    let width = col_tile(rows, d_sae);
+    (0..d_sae)
+        .step_by(width)
+        .map(move |start| (start, (start + width).min(d_sae)))
+}
+
+/// `out = x @ w + b` into `out` (any strides), `b` broadcast over rows when given.
+fn gemm_bias(
+    x: ArrayView2<'_, f32>,
+    w: ArrayView2<'_, f32>,
+    b: Option<ArrayView1<'_, f32>>,
+    mut out: ArrayViewMut2<'_, f32>,
+) {
+    match b {
+        Some(b) => out.rows_mut().into_iter().for_each(|mut r| r.assign(&b)),
+        None => out.fill(0.0),
+    }
+    interp_core::matmul_acc(x, w, out);
+}
+
+/// `x @ w_enc[:, tile] + b_enc[tile]` for every column tile (the encoder is streamed once per
+/// call), calling `each_tile(first_column, tile)` after each tile is computed.
 pub(crate) fn tiled_pre_activations(
     x: ArrayView2<'_, f32>,
     w_enc: ArrayView2<'_, f32>,
@@ -79,22 +101,30 @@ pub(crate) fn tiled_pre_activations(
     mut each_tile: impl FnMut(usize, ArrayViewMut2<'_, f32>),
 ) {
     let (rows, d_sae) = (x.nrows(), w_enc.ncols());
-    let width = col_tile(rows, d_sae);
-    let mut buf = Array2::<f32>::zeros((rows, width));
-    let mut start = 0;
-    while start < d_sae {
-        let end = (start + width).min(d_sae);
+    let mut buf = Array2::<f32>::zeros((rows, col_tile(rows, d_sae)));
+    for (start, end) in tiles(rows, d_sae) {
         let mut tile = buf.slice_mut(s![.., ..end - start]);
-        match b_enc {
-            Some(b) => {
-                let b = b.slice(s![start..end]);
-                tile.rows_mut().into_iter().for_each(|mut r| r.assign(&b));
-            }
-            None => tile.fill(0.0),
-        }
-        interp_core::matmul_acc(x, w_enc.slice(s![.., start..end]), tile.view_mut());
+        let b = b_enc.map(|b| b.slice_move(s![start..end]));
+        gemm_bias(x, w_enc.slice(s![.., start..end]), b, tile.view_mut());
         each_tile(start, tile);
-        start = end;
+    }
+}
+
+/// Pre-activations written straight into `out` (`[rows, d_sae]`), tile by tile.
+pub(crate) fn pre_activations_into(
+    x: ArrayView2<'_, f32>,
+    w_enc: ArrayView2<'_, f32>,
+    b_enc: Option<ArrayView1<'_, f32>>,
+    mut out: ArrayViewMut2<'_, f32>,
+) {
+    for (start, end) in tiles(x.nrows(), w_enc.ncols()) {
+        let b = b_enc.map(|b| b.slice_move(s![start..end]));
+        gemm_bias(
+            x,
+            w_enc.slice(s![.., start..end]),
+            b,
+            out.slice_mut(s![.., start..end]),
+        );
     }
 }
 
@@ -246,20 +276,42 @@ impl TopK {
 
 /// Applies `act` to a full row of pre-activations in place (dense output).
 pub(crate) fn activate_dense_row(row: &mut [f32], act: &Activation<'_>) {
-    let mut codes = RowCodes::new(act);
-    let mut scratch;
-    let pre: &mut [f32] = if matches!(act, Activation::TopK { scale: Some(_), .. }) {
-        // TopK scales its input in place: work on a copy so the row can be rewritten.
-        scratch = row.to_vec();
-        &mut scratch
-    } else {
-        row
-    };
-    codes.push_tile(pre, 0, act);
-    let (idx, val) = codes.finish();
-    row.fill(0.0);
-    for (i, v) in idx.into_iter().zip(val) {
-        row[i as usize] = v;
+    match *act {
+        Activation::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::JumpRelu { threshold } => row.iter_mut().zip(threshold).for_each(|(v, &t)| {
+            if !(*v > t && *v > 0.0) {
+                *v = 0.0;
+            }
+        }),
+        Activation::Gated {
+            b_gate,
+            b_mag,
+            exp_r_mag,
+        } => {
+            for (f, v) in row.iter_mut().enumerate() {
+                let p = *v;
+                *v = if p + b_gate[f] > 0.0 {
+                    (p * exp_r_mag[f] + b_mag[f]).max(0.0)
+                } else {
+                    0.0
+                };
+            }
+        }
+        Activation::TopK { k, scale } => {
+            let mut best = TopK::new(k);
+            match scale {
+                Some(scale) => {
+                    let scaled: Vec<f32> = row.iter().zip(scale).map(|(p, s)| p * s).collect();
+                    best.push_slice(&scaled, 0);
+                }
+                None => best.push_slice(row, 0),
+            }
+            row.fill(0.0);
+            let (idx, val) = best.into_sorted();
+            for (i, v) in idx.into_iter().zip(val) {
+                row[i as usize] = v;
+            }
+        }
     }
 }
 

@@ -263,11 +263,13 @@ impl Sae {
         self.check_input(&x)?;
         let mut out = Array2::zeros((x.nrows(), self.cfg.d_sae));
         self.for_each_block(x, |row0, xin, _| {
-            kernels::tiled_pre_activations(xin, self.w.w_enc.view(), self.b_enc(), |col0, tile| {
-                let (r, c) = tile.dim();
-                out.slice_mut(s![row0..row0 + r, col0..col0 + c])
-                    .assign(&tile);
-            });
+            let rows = s![row0..row0 + xin.nrows(), ..];
+            kernels::pre_activations_into(
+                xin,
+                self.w.w_enc.view(),
+                self.b_enc(),
+                out.slice_mut(rows),
+            );
         });
         Ok(out)
     }
