@@ -30,6 +30,12 @@ pub struct DeviceSae<B: Backend> {
     dec_norm: Option<Tensor<B, 1>>,
 }
 
+/// Per-row `(shift, scale)` of an input normalisation, `[n, 1]` each.
+type RowStats<B> = (Tensor<B, 2>, Tensor<B, 2>);
+
+/// Where the hook closure leaves `(feature_acts, sae_out)`.
+type Captured<B> = Rc<RefCell<Option<(Tensor<B, 3>, Tensor<B, 3>)>>>;
+
 fn t1<B: Backend>(v: &ndarray::Array1<f32>, device: &B::Device) -> Tensor<B, 1> {
     Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
 }
@@ -75,7 +81,7 @@ impl<B: Backend> DeviceSae<B> {
     }
 
     /// Normalised input and the per-row `(shift, scale)` to undo it.
-    fn normalize(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Option<(Tensor<B, 2>, Tensor<B, 2>)>) {
+    fn normalize(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Option<RowStats<B>>) {
         let d = self.cfg.d_in as f64;
         match self.cfg.normalize_activations {
             Normalization::LayerNorm => {
@@ -94,10 +100,7 @@ impl<B: Backend> DeviceSae<B> {
         }
     }
 
-    fn encode_inner(
-        &self,
-        x: Tensor<B, 2>,
-    ) -> (Tensor<B, 2>, Option<(Tensor<B, 2>, Tensor<B, 2>)>) {
+    fn encode_inner(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Option<RowStats<B>>) {
         let (mut x, norm) = self.normalize(x);
         if self.cfg.apply_b_dec_to_input {
             x = x - self.b_dec.clone().unsqueeze();
@@ -265,7 +268,7 @@ pub fn run_with_sae<B: Backend>(
     splice: bool,
 ) -> Result<SaeRun<B>> {
     let hook = sae_hook_point(model, sae.config())?;
-    let captured: Rc<RefCell<Option<(Tensor<B, 3>, Tensor<B, 3>)>>> = Rc::default();
+    let captured: Captured<B> = Rc::default();
     let slot = Rc::clone(&captured);
     let module = sae.clone();
     let spec = HookSpec::new().hook(hook, move |act, _| {
