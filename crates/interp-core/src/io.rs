@@ -5,7 +5,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use safetensors::{Dtype, SafeTensors};
+pub use safetensors::Dtype;
+use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
 
@@ -72,13 +73,18 @@ impl SafetensorsFile {
         self.parse().is_ok_and(|st| st.tensor(name).is_ok())
     }
 
-    fn view(&self, name: &str) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
+    /// Runs `f` on tensor `name`'s dtype, shape and bytes, borrowed from the map.
+    fn with_view<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(Dtype, &[usize], &[u8]) -> Result<T>,
+    ) -> Result<T> {
         let st = self.parse()?;
         let view = st.tensor(name).map_err(|_| Error::MissingTensor {
             path: self.path.clone(),
             key: name.to_string(),
         })?;
-        Ok((view.dtype(), view.shape().to_vec(), view.data().to_vec()))
+        f(view.dtype(), view.shape(), view.data())
     }
 
     /// Reads tensor `name` as f32 (F32, F16, BF16 and F64 are converted).
@@ -86,12 +92,16 @@ impl SafetensorsFile {
     /// # Errors
     /// [`Error::MissingTensor`] if absent, [`Error::Dtype`] for non-float dtypes.
     pub fn read(&self, name: &str) -> Result<HostTensor> {
-        let (dtype, shape, bytes) = self.view(name)?;
-        let data = floats_from_le_bytes(&bytes, dtype).ok_or_else(|| Error::Dtype {
-            key: name.to_string(),
-            dtype: format!("{dtype:?}"),
-        })?;
-        Ok(HostTensor { shape, data })
+        self.with_view(name, |dtype, shape, bytes| {
+            let data = floats_from_le_bytes(bytes, dtype).ok_or_else(|| Error::Dtype {
+                key: name.to_string(),
+                dtype: format!("{dtype:?}"),
+            })?;
+            Ok(HostTensor {
+                shape: shape.to_vec(),
+                data,
+            })
+        })
     }
 
     /// Reads an integer tensor (I64 or I32) as i64 values with its shape.
@@ -99,24 +109,25 @@ impl SafetensorsFile {
     /// # Errors
     /// [`Error::MissingTensor`] if absent, [`Error::Dtype`] for other dtypes.
     pub fn read_i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
-        let (dtype, shape, bytes) = self.view(name)?;
-        let data = match dtype {
-            Dtype::I64 => bytes
-                .chunks_exact(8)
-                .map(|b| i64::from_le_bytes(b.try_into().expect("chunk of 8")))
-                .collect(),
-            Dtype::I32 => bytes
-                .chunks_exact(4)
-                .map(|b| i32::from_le_bytes(b.try_into().expect("chunk of 4")) as i64)
-                .collect(),
-            other => {
-                return Err(Error::Dtype {
-                    key: name.to_string(),
-                    dtype: format!("{other:?}"),
-                })
-            }
-        };
-        Ok((shape, data))
+        self.with_view(name, |dtype, shape, bytes| {
+            let data = match dtype {
+                Dtype::I64 => bytes
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("chunk of 8")))
+                    .collect(),
+                Dtype::I32 => bytes
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes(b.try_into().expect("chunk of 4")) as i64)
+                    .collect(),
+                other => {
+                    return Err(Error::Dtype {
+                        key: name.to_string(),
+                        dtype: format!("{other:?}"),
+                    })
+                }
+            };
+            Ok((shape.to_vec(), data))
+        })
     }
 }
 
