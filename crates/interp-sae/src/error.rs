@@ -172,5 +172,28 @@ impl Error {
     }
 }
 
+/// [`Error::Shape`] naming `key` unless `actual == expected`.
+pub(crate) fn check_shape(key: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
+    if actual != expected {
+        return Err(Error::Shape {
+            key: key.into(),
+            expected: expected.to_vec(),
+            actual: actual.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// [`Error::NonFinite`] naming `key` and the flat index of the first NaN/inf in `values`.
+pub(crate) fn check_finite<'a>(key: &str, mut values: impl Iterator<Item = &'a f32>) -> Result<()> {
+    match values.position(|v| !v.is_finite()) {
+        Some(index) => Err(Error::NonFinite {
+            key: key.into(),
+            index,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

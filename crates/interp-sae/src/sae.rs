@@ -4,7 +4,7 @@ use ndarray::parallel::prelude::*;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::config::{Architecture, Normalization, SaeConfig};
-use crate::error::{Error, Result};
+use crate::error::{check_finite, check_shape, Error, Result};
 use crate::kernels::{self, Activation};
 use crate::sparse::SparseCodes;
 
@@ -65,10 +65,10 @@ impl Sae {
         if matches!(cfg.architecture, Architecture::TopK { k: 0, .. }) {
             return Err(Error::config("<config>", "TopK k must be positive"));
         }
-        check("W_enc", w.w_enc.shape(), &[d_in, d_sae])?;
-        check("W_dec", w.w_dec.shape(), &[d_sae, d_in])?;
-        check("b_enc", w.b_enc.shape(), &[d_sae])?;
-        check("b_dec", w.b_dec.shape(), &[d_in])?;
+        check_shape("W_enc", w.w_enc.shape(), &[d_in, d_sae])?;
+        check_shape("W_dec", w.w_dec.shape(), &[d_sae, d_in])?;
+        check_shape("b_enc", w.b_enc.shape(), &[d_sae])?;
+        check_shape("b_dec", w.b_dec.shape(), &[d_in])?;
         let needs = |key: &str| Error::MissingTensor {
             path: "<weights>".into(),
             key: key.into(),
@@ -79,24 +79,24 @@ impl Sae {
             _ => {}
         }
         if let Some(t) = &w.threshold {
-            check("threshold", t.shape(), &[d_sae])?;
+            check_shape("threshold", t.shape(), &[d_sae])?;
         }
         if let Some(g) = &w.gated {
-            check("b_gate", g.b_gate.shape(), &[d_sae])?;
-            check("b_mag", g.b_mag.shape(), &[d_sae])?;
-            check("r_mag", g.r_mag.shape(), &[d_sae])?;
+            check_shape("b_gate", g.b_gate.shape(), &[d_sae])?;
+            check_shape("b_mag", g.b_mag.shape(), &[d_sae])?;
+            check_shape("r_mag", g.r_mag.shape(), &[d_sae])?;
         }
-        finite("W_enc", w.w_enc.iter())?;
-        finite("W_dec", w.w_dec.iter())?;
-        finite("b_enc", w.b_enc.iter())?;
-        finite("b_dec", w.b_dec.iter())?;
+        check_finite("W_enc", w.w_enc.iter())?;
+        check_finite("W_dec", w.w_dec.iter())?;
+        check_finite("b_enc", w.b_enc.iter())?;
+        check_finite("b_dec", w.b_dec.iter())?;
         if let Some(t) = &w.threshold {
-            finite("threshold", t.iter())?;
+            check_finite("threshold", t.iter())?;
         }
         if let Some(g) = &w.gated {
-            finite("b_gate", g.b_gate.iter())?;
-            finite("b_mag", g.b_mag.iter())?;
-            finite("r_mag", g.r_mag.iter())?;
+            check_finite("b_gate", g.b_gate.iter())?;
+            check_finite("b_mag", g.b_mag.iter())?;
+            check_finite("r_mag", g.r_mag.iter())?;
         }
         let mut w = w;
         // The kernels index rows of W_dec as contiguous slices.
@@ -200,13 +200,7 @@ impl Sae {
                 actual: x.ncols(),
             });
         }
-        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                key: "input".into(),
-                index,
-            });
-        }
-        Ok(())
+        check_finite("input", x.iter())
     }
 
     fn activation(&self) -> Activation<'_> {
@@ -378,16 +372,10 @@ impl Sae {
                 actual: acts.shape().to_vec(),
             });
         }
+        check_finite("feature_acts", acts.iter())?;
         let nnz = acts.iter().filter(|v| **v != 0.0).count();
         if nnz * 8 < acts.len() {
-            let codes = SparseCodes::from_dense(acts)?;
-            return self.decode_sparse(&codes);
-        }
-        if let Some(index) = acts.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                key: "feature_acts".into(),
-                index,
-            });
+            return self.decode_sparse(&SparseCodes::nonzeros(acts));
         }
         let scaled;
         let acts = match &self.dec_norm {
@@ -495,25 +483,4 @@ impl Sae {
 
 fn slice(a: &Array1<f32>) -> &[f32] {
     a.as_slice().expect("1-d owned arrays are contiguous")
-}
-
-fn check(key: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
-    if actual != expected {
-        return Err(Error::Shape {
-            key: key.into(),
-            expected: expected.to_vec(),
-            actual: actual.to_vec(),
-        });
-    }
-    Ok(())
-}
-
-fn finite<'a>(key: &str, mut values: impl Iterator<Item = &'a f32>) -> Result<()> {
-    match values.position(|v| !v.is_finite()) {
-        Some(index) => Err(Error::NonFinite {
-            key: key.into(),
-            index,
-        }),
-        None => Ok(()),
-    }
 }

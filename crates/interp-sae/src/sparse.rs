@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::error::{Error, Result};
+use crate::error::{check_finite, Error, Result};
 
 /// Per-token statistics of an input normalisation, kept so decoding can undo it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,12 +78,12 @@ impl SparseCodes {
     /// # Errors
     /// [`Error::NonFinite`] for a NaN/inf activation.
     pub fn from_dense(acts: ArrayView2<'_, f32>) -> Result<Self> {
-        if let Some(index) = acts.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                key: "feature_acts".into(),
-                index,
-            });
-        }
+        check_finite("feature_acts", acts.iter())?;
+        Ok(Self::nonzeros(acts))
+    }
+
+    /// Codes of dense activations already checked to be finite.
+    pub(crate) fn nonzeros(acts: ArrayView2<'_, f32>) -> Self {
         let mut codes = SparseCodes::empty(acts.ncols());
         for row in acts.rows() {
             for (j, &v) in row.iter().enumerate() {
@@ -94,7 +94,7 @@ impl SparseCodes {
             }
             codes.indptr.push(codes.indices.len());
         }
-        Ok(codes)
+        codes
     }
 
     pub(crate) fn empty(d_sae: usize) -> Self {

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use ndarray::{Array1, Array2};
+use ndarray::Array1;
 
-use super::file_in;
 use super::npy::{read_npz_file, NpyArray};
+use super::{dims2, file_in, matrix, vector};
 use crate::config::{Architecture, SaeConfig};
 use crate::error::{Error, Result};
 use crate::sae::{Sae, SaeWeights};
@@ -33,39 +33,23 @@ pub fn load(path: &Path) -> Result<Sae> {
             })
     };
     let w_enc = take("W_enc")?;
-    let [d_in, d_sae] = w_enc.shape[..] else {
-        return Err(Error::Shape {
-            key: "W_enc".into(),
-            expected: vec![0, 0],
-            actual: w_enc.shape,
-        });
+    let [d_in, d_sae] = dims2("W_enc", &w_enc.shape)?;
+    let mut vec_of = |key: &str, len: usize| -> Result<Array1<f32>> {
+        let a = take(key)?;
+        vector(key, a.shape, a.data, len)
     };
-    let matrix = |a: NpyArray, key: &str, shape: [usize; 2]| -> Result<Array2<f32>> {
-        if a.shape != shape {
-            return Err(Error::Shape {
-                key: key.into(),
-                expected: shape.to_vec(),
-                actual: a.shape,
-            });
-        }
-        Ok(Array2::from_shape_vec(shape, a.data).expect("shape checked"))
-    };
-    let vector = |a: NpyArray, key: &str, len: usize| -> Result<Array1<f32>> {
-        if a.shape != [len] {
-            return Err(Error::Shape {
-                key: key.into(),
-                expected: vec![len],
-                actual: a.shape,
-            });
-        }
-        Ok(Array1::from(a.data))
-    };
+    let (b_enc, b_dec, threshold) = (
+        vec_of("b_enc", d_sae)?,
+        vec_of("b_dec", d_in)?,
+        vec_of("threshold", d_sae)?,
+    );
+    let w_dec = take("W_dec")?;
     let w = SaeWeights {
-        w_enc: matrix(w_enc, "W_enc", [d_in, d_sae])?,
-        w_dec: matrix(take("W_dec")?, "W_dec", [d_sae, d_in])?,
-        b_enc: vector(take("b_enc")?, "b_enc", d_sae)?,
-        b_dec: vector(take("b_dec")?, "b_dec", d_in)?,
-        threshold: Some(vector(take("threshold")?, "threshold", d_sae)?),
+        w_enc: matrix("W_enc", w_enc.shape, w_enc.data, [d_in, d_sae])?,
+        w_dec: matrix("W_dec", w_dec.shape, w_dec.data, [d_sae, d_in])?,
+        b_enc,
+        b_dec,
+        threshold: Some(threshold),
         gated: None,
     };
     let mut cfg = SaeConfig::new(Architecture::JumpRelu, d_in, d_sae);

@@ -16,7 +16,7 @@ use interp_core::SafetensorsFile;
 use ndarray::{Array1, Array2};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{check_shape, Error, Result};
 use crate::sae::Sae;
 
 pub mod gemma_scope;
@@ -143,31 +143,55 @@ pub(crate) fn read_json(path: &Path) -> Result<Value> {
 
 /// Reads a 2-d tensor and checks its shape.
 pub(crate) fn array2(file: &SafetensorsFile, key: &str, shape: [usize; 2]) -> Result<Array2<f32>> {
-    let t = read_checked(file, key, &shape)?;
-    Ok(Array2::from_shape_vec(shape, t).expect("shape checked"))
+    let t = read(file, key)?;
+    matrix(key, t.shape, t.data, shape)
 }
 
 /// Reads a 1-d tensor and checks its length.
 pub(crate) fn array1(file: &SafetensorsFile, key: &str, len: usize) -> Result<Array1<f32>> {
-    Ok(Array1::from(read_checked(file, key, &[len])?))
+    let t = read(file, key)?;
+    vector(key, t.shape, t.data, len)
 }
 
-fn read_checked(file: &SafetensorsFile, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
-    if !file.contains(key) {
-        return Err(Error::MissingTensor {
-            path: file.path().to_path_buf(),
+fn read(file: &SafetensorsFile, key: &str) -> Result<interp_core::HostTensor> {
+    file.read(key).map_err(|e| match e {
+        interp_core::Error::MissingTensor { path, key } => Error::MissingTensor { path, key },
+        e => e.into(),
+    })
+}
+
+/// Row-major `data` of `shape` as a matrix, if `shape` is `expected`.
+pub(crate) fn matrix(
+    key: &str,
+    shape: Vec<usize>,
+    data: Vec<f32>,
+    expected: [usize; 2],
+) -> Result<Array2<f32>> {
+    check_shape(key, &shape, &expected)?;
+    Ok(Array2::from_shape_vec(expected, data).expect("shape checked"))
+}
+
+/// `data` of `shape` as a vector, if `shape` is `[len]`.
+pub(crate) fn vector(
+    key: &str,
+    shape: Vec<usize>,
+    data: Vec<f32>,
+    len: usize,
+) -> Result<Array1<f32>> {
+    check_shape(key, &shape, &[len])?;
+    Ok(Array1::from(data))
+}
+
+/// The dimensions of a tensor that must be a matrix.
+pub(crate) fn dims2(key: &str, shape: &[usize]) -> Result<[usize; 2]> {
+    match *shape {
+        [rows, cols] => Ok([rows, cols]),
+        _ => Err(Error::Shape {
             key: key.into(),
-        });
+            expected: vec![0, 0],
+            actual: shape.to_vec(),
+        }),
     }
-    let t = file.read(key)?;
-    if t.shape != shape {
-        return Err(Error::Shape {
-            key: key.into(),
-            expected: shape.to_vec(),
-            actual: t.shape,
-        });
-    }
-    Ok(t.data)
 }
 
 /// `dir/name` when `path` is a directory, else `path` itself.

@@ -10,6 +10,7 @@ use std::path::Path;
 use ndarray::{Array1, Array2};
 
 use super::torch::{read_torch_file, TorchValue};
+use super::{dims2, matrix, vector};
 use crate::config::{Architecture, Normalization, SaeConfig};
 use crate::error::{Error, Result};
 use crate::sae::{Sae, SaeWeights};
@@ -33,34 +34,14 @@ pub fn load(path: &Path) -> Result<Sae> {
         Ok((t.shape.clone(), t.to_f32()))
     };
     let (enc_shape, enc) = tensor("encoder.weight")?;
-    let [d_sae, d_in] = enc_shape[..] else {
-        return Err(Error::Shape {
-            key: "encoder.weight".into(),
-            expected: vec![0, 0],
-            actual: enc_shape,
-        });
-    };
-    let matrix = |key: &str, shape: [usize; 2]| -> Result<Array2<f32>> {
+    let [d_sae, d_in] = dims2("encoder.weight", &enc_shape)?;
+    let matrix_of = |key: &str, shape: [usize; 2]| -> Result<Array2<f32>> {
         let (s, v) = tensor(key)?;
-        if s != shape {
-            return Err(Error::Shape {
-                key: key.into(),
-                expected: shape.to_vec(),
-                actual: s,
-            });
-        }
-        Ok(Array2::from_shape_vec(shape, v).expect("shape checked"))
+        matrix(key, s, v, shape)
     };
-    let vector = |key: &str, len: usize| -> Result<Array1<f32>> {
+    let vector_of = |key: &str, len: usize| -> Result<Array1<f32>> {
         let (s, v) = tensor(key)?;
-        if s != [len] {
-            return Err(Error::Shape {
-                key: key.into(),
-                expected: vec![len],
-                actual: s,
-            });
-        }
-        Ok(Array1::from(v))
+        vector(key, s, v, len)
     };
     let activation = root
         .get("activation")
@@ -88,15 +69,13 @@ pub fn load(path: &Path) -> Result<Sae> {
         }
     };
     let w = SaeWeights {
-        w_enc: Array2::from_shape_vec([d_sae, d_in], enc)
-            .expect("shape checked")
-            .reversed_axes(),
-        w_dec: matrix("decoder.weight", [d_in, d_sae])?
+        w_enc: matrix("encoder.weight", enc_shape, enc, [d_sae, d_in])?.reversed_axes(),
+        w_dec: matrix_of("decoder.weight", [d_in, d_sae])?
             .reversed_axes()
             .as_standard_layout()
             .into_owned(),
-        b_enc: vector("latent_bias", d_sae)?,
-        b_dec: vector("pre_bias", d_in)?,
+        b_enc: vector_of("latent_bias", d_sae)?,
+        b_dec: vector_of("pre_bias", d_in)?,
         threshold: None,
         gated: None,
     };

@@ -10,7 +10,7 @@ use std::path::Path;
 use interp_core::SafetensorsFile;
 use serde_json::Value;
 
-use super::{array1, array2, read_json};
+use super::{array1, array2, dims2, read_json};
 use crate::config::{Architecture, SaeConfig, SaeMetadata};
 use crate::error::{Error, Result};
 use crate::sae::{Sae, SaeWeights};
@@ -53,13 +53,7 @@ pub fn load(dir: &Path) -> Result<Sae> {
             path: file.path().to_path_buf(),
             key: "encoder.weight".into(),
         })?;
-    let [d_sae, d_in] = enc_shape[..] else {
-        return Err(Error::Shape {
-            key: "encoder.weight".into(),
-            expected: vec![0, 0],
-            actual: enc_shape.clone(),
-        });
-    };
+    let [d_sae, d_in] = dims2("encoder.weight", enc_shape)?;
     if let Some(d) = get("d_in").and_then(Value::as_u64) {
         if d as usize != d_in {
             return Err(Error::Shape {

@@ -312,28 +312,22 @@ impl TorchTensor {
     /// The elements converted to `f32` (exact for f16/bf16/f32, rounded for f64 and wide
     /// integers; bools are 0.0 or 1.0).
     pub fn to_f32(&self) -> Vec<f32> {
-        let d = &self.data[..];
-        match self.dtype {
-            TorchDtype::F32 => d
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            TorchDtype::F16 => d
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            TorchDtype::BF16 => d
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            TorchDtype::F64 => self.to_f64().into_iter().map(|x| x as f32).collect(),
-            _ => self
-                .to_i64()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|x| x as f32)
-                .collect(),
-        }
+        use interp_core::io::{floats_from_le_bytes, Dtype};
+        let float = match self.dtype {
+            TorchDtype::F32 => Dtype::F32,
+            TorchDtype::F16 => Dtype::F16,
+            TorchDtype::BF16 => Dtype::BF16,
+            TorchDtype::F64 => Dtype::F64,
+            _ => {
+                return self
+                    .to_i64()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|x| x as f32)
+                    .collect()
+            }
+        };
+        floats_from_le_bytes(&self.data, float).expect("float dtypes decode")
     }
 
     /// The elements converted to `f64` (exact except for integers beyond 2^53).
@@ -1059,15 +1053,20 @@ impl<'a, S: StorageSource> Vm<'a, S> {
 
     // --- dicts and lists -------------------------------------------------------------------
 
-    fn key(&self, v: &V, depth: usize) -> Result<Key> {
-        if depth > MAX_DEPTH {
-            return Err(self.err("dict key nested too deeply"));
-        }
+    /// Charges the copying budget for converting `v` (strings and bytes by length).
+    fn charge_for(&self, v: &V) -> Result<()> {
         self.charge(match v {
             V::Str(s) => 1 + s.len(),
             V::Bytes(b) => 1 + b.len(),
             _ => 1,
-        })?;
+        })
+    }
+
+    fn key(&self, v: &V, depth: usize) -> Result<Key> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("dict key nested too deeply"));
+        }
+        self.charge_for(v)?;
         Ok(match v {
             V::None => Key::None,
             V::Bool(b) => Key::Int(i64::from(*b)),
@@ -1845,11 +1844,7 @@ impl<'a, S: StorageSource> Vm<'a, S> {
                 "values nested more than {MAX_DEPTH} deep (or self-referencing)"
             )));
         }
-        self.charge(match v {
-            V::Str(s) => 1 + s.len(),
-            V::Bytes(b) => 1 + b.len(),
-            _ => 1,
-        })?;
+        self.charge_for(v)?;
         Ok(match v {
             V::None => TorchValue::None,
             V::Bool(b) => TorchValue::Bool(*b),
