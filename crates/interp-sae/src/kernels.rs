@@ -169,49 +169,45 @@ impl RowCodes {
     }
 }
 
-/// Appends the active latents of a non-TopK activation over `pre` (features `first..`);
-/// `pre` is scratch and is overwritten with the activations.
+/// Appends the active latents of a non-TopK activation over `pre` (features `first..`).
 fn activate_list(
-    pre: &mut [f32],
+    pre: &[f32],
     first: usize,
     act: &Activation<'_>,
     idx: &mut Vec<u32>,
     val: &mut Vec<f32>,
 ) {
-    activate_in_place(pre, first, act);
-    for (i, &y) in pre.iter().enumerate() {
-        if y > 0.0 {
-            idx.push((first + i) as u32);
-            val.push(y);
-        }
-    }
-}
-
-/// Replaces each pre-activation of features `first..` by its (non-negative) activation, for
-/// the element-wise activations (everything but TopK).
-fn activate_in_place(pre: &mut [f32], first: usize, act: &Activation<'_>) {
+    let mut push = |i: usize, v: f32| {
+        idx.push((first + i) as u32);
+        val.push(v);
+    };
     match *act {
-        Activation::Relu => pre.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Relu => pre
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v > 0.0)
+            .for_each(|(i, &v)| push(i, v)),
         Activation::JumpRelu { threshold } => {
             let t = &threshold[first..first + pre.len()];
-            pre.iter_mut().zip(t).for_each(|(v, &t)| {
-                if !(*v > t && *v > 0.0) {
-                    *v = 0.0;
-                }
-            })
+            pre.iter()
+                .zip(t)
+                .enumerate()
+                .filter(|(_, (&v, &t))| v > t && v > 0.0)
+                .for_each(|(i, (&v, _))| push(i, v))
         }
         Activation::Gated {
             b_gate,
             b_mag,
             exp_r_mag,
         } => {
-            for (i, v) in pre.iter_mut().enumerate() {
-                let (f, p) = (first + i, *v);
-                *v = if p + b_gate[f] > 0.0 {
-                    (p * exp_r_mag[f] + b_mag[f]).max(0.0)
-                } else {
-                    0.0
-                };
+            for (i, &p) in pre.iter().enumerate() {
+                let f = first + i;
+                if p + b_gate[f] > 0.0 {
+                    let mag = p * exp_r_mag[f] + b_mag[f];
+                    if mag > 0.0 {
+                        push(i, mag);
+                    }
+                }
             }
         }
         Activation::TopK { .. } => unreachable!("TopK rows keep a TopK state"),
@@ -281,21 +277,42 @@ impl TopK {
 
 /// Applies `act` to a full row of pre-activations in place (dense output).
 pub(crate) fn activate_dense_row(row: &mut [f32], act: &Activation<'_>) {
-    let Activation::TopK { k, scale } = *act else {
-        return activate_in_place(row, 0, act);
-    };
-    let mut best = TopK::new(k);
-    match scale {
-        Some(scale) => {
-            let scaled: Vec<f32> = row.iter().zip(scale).map(|(p, s)| p * s).collect();
-            best.push_slice(&scaled, 0);
+    match *act {
+        Activation::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::JumpRelu { threshold } => row.iter_mut().zip(threshold).for_each(|(v, &t)| {
+            if !(*v > t && *v > 0.0) {
+                *v = 0.0;
+            }
+        }),
+        Activation::Gated {
+            b_gate,
+            b_mag,
+            exp_r_mag,
+        } => {
+            for (f, v) in row.iter_mut().enumerate() {
+                let p = *v;
+                *v = if p + b_gate[f] > 0.0 {
+                    (p * exp_r_mag[f] + b_mag[f]).max(0.0)
+                } else {
+                    0.0
+                };
+            }
         }
-        None => best.push_slice(row, 0),
-    }
-    row.fill(0.0);
-    let (idx, val) = best.into_sorted();
-    for (i, v) in idx.into_iter().zip(val) {
-        row[i as usize] = v;
+        Activation::TopK { k, scale } => {
+            let mut best = TopK::new(k);
+            match scale {
+                Some(scale) => {
+                    let scaled: Vec<f32> = row.iter().zip(scale).map(|(p, s)| p * s).collect();
+                    best.push_slice(&scaled, 0);
+                }
+                None => best.push_slice(row, 0),
+            }
+            row.fill(0.0);
+            let (idx, val) = best.into_sorted();
+            for (i, v) in idx.into_iter().zip(val) {
+                row[i as usize] = v;
+            }
+        }
     }
 }
 
