@@ -148,6 +148,26 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// A training configuration is impossible (k > d_sae, negative coefficient, zero batch, …).
+    #[error("invalid training config: {reason}")]
+    TrainConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Training data is unusable: an empty corpus or activation file, too few tokens for a batch.
+    #[error("training data: {reason}")]
+    Data {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The loss became NaN or infinite; the last good checkpoint (if any) was kept.
+    #[error("loss is not finite at step {step}; last good checkpoint: {}", checkpoint.as_ref().map_or("none".into(), |p| p.display().to_string()))]
+    NonFiniteLoss {
+        /// The step whose loss was not finite.
+        step: u64,
+        /// The last checkpoint written before it.
+        checkpoint: Option<PathBuf>,
+    },
     /// Running the model failed.
     #[cfg(feature = "models")]
     #[error(transparent)]

@@ -44,6 +44,7 @@ mod kernels;
 pub mod registry;
 mod sae;
 mod sparse;
+pub mod train;
 
 pub use config::{Architecture, Normalization, SaeConfig, SaeMetadata};
 pub use error::{Error, Result};
