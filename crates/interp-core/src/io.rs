@@ -68,6 +68,22 @@ impl SafetensorsFile {
             .collect())
     }
 
+    /// The header's `__metadata__` string pairs (empty if it has none).
+    ///
+    /// # Errors
+    /// [`Error::Safetensors`] if the header cannot be parsed.
+    pub fn metadata(&self) -> Result<BTreeMap<String, String>> {
+        let (_, meta) = SafeTensors::read_metadata(&self.mmap).map_err(|e| Error::Safetensors {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(meta
+            .metadata()
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
     /// Whether the file holds a tensor called `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.parse().is_ok_and(|st| st.tensor(name).is_ok())
@@ -162,6 +178,19 @@ pub fn write_safetensors<'a>(
     path: &Path,
     tensors: impl IntoIterator<Item = (&'a str, &'a [usize], &'a [f32])>,
 ) -> Result<()> {
+    write_safetensors_with_metadata(path, tensors, BTreeMap::new())
+}
+
+/// [`write_safetensors`] plus string key/value pairs in the header's `__metadata__`
+/// (read back with [`SafetensorsFile::metadata`]).
+///
+/// # Errors
+/// As [`write_safetensors`].
+pub fn write_safetensors_with_metadata<'a>(
+    path: &Path,
+    tensors: impl IntoIterator<Item = (&'a str, &'a [usize], &'a [f32])>,
+    metadata: BTreeMap<String, String>,
+) -> Result<()> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, shape, values) in tensors {
         let expected: usize = shape.iter().product();
@@ -184,7 +213,8 @@ pub fn write_safetensors<'a>(
             (n.clone(), view)
         })
         .collect();
-    let bytes = safetensors::serialize(views, None).map_err(|e| Error::Safetensors {
+    let info = (!metadata.is_empty()).then(|| metadata.into_iter().collect());
+    let bytes = safetensors::serialize(views, info).map_err(|e| Error::Safetensors {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
@@ -224,6 +254,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let meta = BTreeMap::from([("state".to_string(), "{\"step\":3}".to_string())]);
+        write_safetensors_with_metadata(&path, [("a", &[2][..], &[1.0f32, 2.0][..])], meta.clone())
+            .unwrap();
+        let f = SafetensorsFile::open(&path).unwrap();
+        assert_eq!(f.metadata().unwrap(), meta);
+        assert_eq!(f.read("a").unwrap().data, vec![1.0, 2.0]);
+        write_safetensors(&path, [("a", &[1][..], &[1.0f32][..])]).unwrap();
+        assert!(SafetensorsFile::open(&path).unwrap().metadata().unwrap().is_empty());
+    }
 
     #[test]
     fn write_then_read_round_trips_and_rejects_bad_lengths() {

@@ -1,6 +1,7 @@
 //! Foundations shared by the interp-rs crates that must not depend on a tensor framework:
 //! memory-mapped safetensors reading (any float dtype to f32), atomic file writes, and the
-//! CPU matrix multiply (`gemm` crate, or OpenBLAS with the `blas` feature).
+//! CPU matrix multiply (`gemm` crate, or OpenBLAS with the `blas` feature); with the `plot`
+//! feature, PNG / SVG charts (module `plot`).
 //!
 //! `interp-sae` builds on this crate alone, so `cargo add interp-sae` does not pull burn.
 
@@ -12,7 +13,13 @@ mod error;
 pub mod hub;
 pub mod io;
 pub mod matmul;
+#[cfg(feature = "plot")]
+pub mod plot;
+pub mod tiles;
 
 pub use error::{Error, Result};
-pub use io::{write_atomic, write_safetensors, HostTensor, SafetensorsFile};
+pub use io::{
+    write_atomic, write_safetensors, write_safetensors_with_metadata, HostTensor, SafetensorsFile,
+};
 pub use matmul::matmul_acc;
+pub use tiles::{gram_stats, GramStats};

@@ -44,6 +44,10 @@ mod kernels;
 pub mod registry;
 mod sae;
 mod sparse;
+#[cfg(feature = "models")]
+pub mod splice;
+#[cfg(feature = "models")]
+pub mod store;
 pub mod train;
 
 pub use config::{Architecture, Normalization, SaeConfig, SaeMetadata};

@@ -1,7 +1,25 @@
-//! Training sparse autoencoders on CPU.
+//! Training sparse autoencoders on CPU: ReLU + L1, TopK + AuxK, BatchTopK and JumpReLU.
+//!
+//! [`Trainer`] owns the parameters and Adam state; [`Trainer::fit`] pulls batches from an
+//! [`ActivationSource`] (an [`ActivationMatrix`] read from a file, or a model's activation
+//! store with the `models` feature), handles dead latents, logs [`StepMetrics`] to
+//! `metrics.jsonl`, checkpoints atomically, and saves the result in SAELens layout.
+//! The backward pass is written by hand and sparse for TopK/BatchTopK (only the `k` active
+//! latents of each token carry gradient).
 
+mod config;
+mod params;
+mod plots;
 mod rng;
 mod source;
+mod step;
+pub mod synthetic;
+mod trainer;
 
+pub use config::{BDecInit, DeadPolicy, TrainArch, TrainConfig};
 pub use rng::SplitMix64;
 pub use source::{ActivationMatrix, ActivationSource};
+pub use trainer::{
+    geometric_median, Evaluator, FitOptions, StepMetrics, TrainReport, Trainer, CHECKPOINT_FILE,
+    METRICS_FILE,
+};
