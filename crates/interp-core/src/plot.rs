@@ -21,8 +21,15 @@
 //!   [`PlotError::EmptyData`]. A heatmap with only non-finite cells is still drawn (all grey).
 //! - Constant data is fine: a degenerate axis range is widened around the value.
 //! - Inconsistent shapes (heatmap `values.len() != rows * cols`, label counts) are
-//!   [`PlotError::Shape`]; meaningless arguments (`bins == 0`, an empty or inverted heatmap
-//!   `range`) are [`PlotError::InvalidArgument`], a non-finite `range` [`PlotError::NonFinite`].
+//!   [`PlotError::Shape`]; meaningless arguments (`bins == 0` or above [`MAX_BINS`], an empty or
+//!   inverted heatmap `range`) are [`PlotError::InvalidArgument`], a non-finite `range`
+//!   [`PlotError::NonFinite`].
+//! - Finite data whose span overflows f64 (values near ±`f64::MAX` of both signs on one linear
+//!   axis) is [`PlotError::InvalidArgument`]: no axis can be laid out over an infinite span.
+//! - Should plotters itself panic, the panic is caught and returned as [`PlotError::Draw`].
+//!
+//! The errors of every plot: [`PlotError::UnsupportedExtension`] (checked first, before any
+//! other), [`PlotError::Font`], [`PlotError::Draw`] and [`PlotError::Io`].
 //!
 //! # Example
 //! ```no_run
@@ -168,11 +175,12 @@ impl Series {
 ///
 /// Non-finite points are skipped and break the line there; a point with no drawn neighbour,
 /// and every point of a series with at most 40 points, also gets a marker. The legend lists
-/// the series with a non-empty name.
+/// the series with a non-empty name, in the corner the lines cross least.
 ///
 /// # Errors
 /// [`PlotError::EmptyData`] if `series` is empty or holds no drawable point;
-/// [`PlotError::UnsupportedExtension`], [`PlotError::Draw`], [`PlotError::Io`] as for every plot.
+/// [`PlotError::InvalidArgument`] if the x or (linear) y values span more than f64 holds; and
+/// the errors of every plot.
 pub fn line_chart(
     path: &Path,
     title: &str,
@@ -228,11 +236,11 @@ pub fn line_chart(
         x_label,
         y_label,
         lines,
-        x: x_range,
+        x: axis(x_range, 0.02, "x values")?,
         y: if log_y {
             log_padded(y_range)
         } else {
-            padded(y_range, 0.05)
+            axis(y_range, 0.05, "y values")?
         },
         log_y,
     };
@@ -248,8 +256,8 @@ pub fn line_chart(
 ///
 /// # Errors
 /// [`PlotError::EmptyData`] if `groups` is empty or holds no finite value;
-/// [`PlotError::InvalidArgument`] if `bins` is 0 or above [`MAX_BINS`]; and the errors of
-/// every plot.
+/// [`PlotError::InvalidArgument`] if `bins` is 0 or above [`MAX_BINS`] or the values span more
+/// than f64 holds; and the errors of every plot.
 pub fn histogram(
     path: &Path,
     title: &str,
@@ -275,7 +283,7 @@ pub fn histogram(
     let Some(range) = all.range() else {
         return Err(empty("finite values"));
     };
-    let Range { start: lo, end: hi } = widen(range);
+    let Range { start: lo, end: hi } = axis(range, 0.0, "histogram values")?;
     let width = (hi - lo) / bins as f64;
     let mut max_density = 0.0f64;
     let hists: Vec<(String, Vec<f64>)> = groups
@@ -289,7 +297,11 @@ pub fn histogram(
                 counts[i] += 1;
                 n += 1;
             }
-            let scale = if n == 0 { 0.0 } else { 1.0 / (n as f64 * width) };
+            let scale = if n == 0 {
+                0.0
+            } else {
+                1.0 / (n as f64 * width)
+            };
             let density: Vec<f64> = counts.iter().map(|&c| c as f64 * scale).collect();
             max_density = density.iter().copied().fold(max_density, f64::max);
             (format!("{name} (n={n})"), density)
@@ -322,8 +334,11 @@ pub fn histogram(
 /// the map runs from blue at `lo` to red at `hi`, white at 0 when `lo < 0 < hi`, and values
 /// outside are clamped. Non-finite cells are grey.
 ///
-/// Cells are square, sized so the matrix spans about 720 pixels (8 to 80 pixels a cell when
-/// the matrix is small). Up to 64 rows / columns each gets its label; beyond, every k-th.
+/// Cells are square: the longer side of the matrix spans about 720 pixels, with cells of 8 to
+/// 80 pixels (but at most 1024 pixels a side); very thin matrices are stretched to at least
+/// 120 × 160 pixels. Up to 64 rows / columns each gets its label (if 9 pixels apart); beyond,
+/// every k-th. Column labels too wide for their cell are written vertically, and labels longer
+/// than 24 characters are shortened with an ellipsis.
 /// Beyond [`MAX_HEATMAP_CELLS`] along an axis, blocks of cells are averaged (NaN ignored) so
 /// at most that many are drawn; axes and labels keep the original indices.
 ///
@@ -344,6 +359,7 @@ pub fn heatmap(
     range: Option<(f32, f32)>,
 ) -> Result<(), PlotError> {
     let format = Format::of(path)?;
+    ensure_font()?;
     if rows == 0 || cols == 0 {
         return Err(empty("heatmap cells (rows or cols is 0)"));
     }
@@ -359,7 +375,10 @@ pub fn heatmap(
             actual: values.len(),
         });
     }
-    for (labels, count, what) in [(row_labels, rows, "row labels"), (col_labels, cols, "column labels")] {
+    for (labels, count, what) in [
+        (row_labels, rows, "row labels"),
+        (col_labels, cols, "column labels"),
+    ] {
         if !labels.is_empty() && labels.len() != count {
             return Err(PlotError::Shape {
                 what: what.into(),
@@ -386,7 +405,10 @@ pub fn heatmap(
     };
 
     // Block-average down to at most MAX_HEATMAP_CELLS per axis.
-    let (fr, fc) = (rows.div_ceil(MAX_HEATMAP_CELLS), cols.div_ceil(MAX_HEATMAP_CELLS));
+    let (fr, fc) = (
+        rows.div_ceil(MAX_HEATMAP_CELLS),
+        cols.div_ceil(MAX_HEATMAP_CELLS),
+    );
     let (br, bc) = (rows.div_ceil(fr), cols.div_ceil(fc));
     let mut cells = Vec::with_capacity(br * bc);
     for bi in 0..br {
@@ -417,15 +439,16 @@ pub fn heatmap(
     } else {
         cell_px
     };
+    // A floor keeps the colour bar readable and thin matrices visible (cells stretch).
     let area = (
-        ((bc as f64 * cell_px).round() as u32).max(16),
-        ((br as f64 * cell_px).round() as u32).max(16),
+        ((bc as f64 * cell_px).round() as u32).max(120),
+        ((br as f64 * cell_px).round() as u32).max(160),
     );
     let row_names = labels_or_indices(row_labels, rows);
     let col_names = labels_or_indices(col_labels, cols);
     let row_ticks = tick_indices(rows, area.1 as f64 / rows as f64);
     let col_ticks = tick_indices(cols, area.0 as f64 / cols as f64);
-    let label_font = (area.1 as f64 / rows.min(ALL_LABELS_UP_TO) as f64 * 0.8).clamp(9.0, 14.0);
+    let label_font = (cell_px * 0.8).clamp(9.0, 14.0);
     let col_spacing = area.0 as f64 / cols as f64 * step_of(&col_ticks) as f64;
     let col_width = col_ticks
         .iter()
@@ -483,8 +506,9 @@ pub fn heatmap(
 /// label; beyond, every k-th; labels too wide for their bar are drawn vertically.
 ///
 /// # Errors
-/// [`PlotError::EmptyData`] if `bars` is empty or no value is finite; and the errors of every
-/// plot.
+/// [`PlotError::EmptyData`] if `bars` is empty or no value is finite;
+/// [`PlotError::InvalidArgument`] if the values span more than f64 holds; and the errors of
+/// every plot.
 pub fn bar_chart(
     path: &Path,
     title: &str,
@@ -492,6 +516,7 @@ pub fn bar_chart(
     bars: &[(String, f64)],
 ) -> Result<(), PlotError> {
     let format = Format::of(path)?;
+    ensure_font()?;
     if bars.is_empty() {
         return Err(empty("bars"));
     }
@@ -504,7 +529,7 @@ pub fn bar_chart(
     bars.iter()
         .filter(|b| b.1.is_finite())
         .for_each(|b| ys.add(b.1));
-    let y = ys.range().map(|r| padded(r, 0.08)).unwrap_or(0.0..1.0);
+    let y = axis(ys.range().unwrap_or(0.0..1.0), 0.08, "bar values")?;
     let n = bars.len();
     let names: Vec<String> = bars.iter().map(|b| shorten(&b.0)).collect();
     let plot_w = CHART_SIZE.0 as f64 - 120.0;
@@ -692,9 +717,30 @@ impl Figure for LineFigure<'_> {
             .x_label_area_size(48)
             .y_label_area_size(78);
         let x_fmt = axis_formatter(&self.x);
+        // The legend goes to the corner with the least data, sampled along the lines.
+        let f = |v: f64| if self.log_y { v.log10() } else { v };
+        let (y0, y1) = (f(self.y.start), f(self.y.end));
+        let frac = |&(x, y): &(f64, f64)| {
+            (
+                (x - self.x.start) / (self.x.end - self.x.start),
+                (f(y) - y0) / (y1 - y0),
+            )
+        };
+        let samples = self.lines.iter().flat_map(|l| &l.segments).flat_map(|seg| {
+            let first = seg.first().map(frac);
+            let steps = seg.windows(2).flat_map(move |w| {
+                let (a, b) = (frac(&w[0]), frac(&w[1]));
+                (1..=4).map(move |k| {
+                    let t = k as f64 / 4.0;
+                    (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t)
+                })
+            });
+            first.into_iter().chain(steps)
+        });
+        let corner = legend_corner(samples, true);
         if self.log_y {
             let mut chart = builder
-                .build_cartesian_2d(self.x.clone(), self.y.clone().log_scale())
+                .build_cartesian_2d(self.x.clone(), Ticked::log(self.y.clone()))
                 .map_err(de)?;
             chart
                 .configure_mesh()
@@ -707,7 +753,7 @@ impl Figure for LineFigure<'_> {
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()
                 .map_err(de)?;
-            draw_lines(&mut chart, &self.lines)
+            draw_lines(&mut chart, &self.lines, corner.clone())
         } else {
             let mut chart = builder
                 .build_cartesian_2d(self.x.clone(), self.y.clone())
@@ -724,7 +770,7 @@ impl Figure for LineFigure<'_> {
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()
                 .map_err(de)?;
-            draw_lines(&mut chart, &self.lines)
+            draw_lines(&mut chart, &self.lines, corner.clone())
         }
     }
 }
@@ -732,6 +778,7 @@ impl Figure for LineFigure<'_> {
 fn draw_lines<'a, DB, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
     lines: &[Line],
+    legend: SeriesLabelPosition,
 ) -> Result<(), String>
 where
     DB: DrawingBackend + 'a,
@@ -764,7 +811,7 @@ where
     if any_named {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend)
             .label_font((FONT, 14))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(160, 160, 160))
@@ -825,28 +872,38 @@ impl Figure for HistFigure<'_> {
                         .map(|(i, &d)| Rectangle::new([(edge(i), 0.0), (edge(i + 1), d)], fill)),
                 )
                 .map_err(de)?;
-            // The outline: a step line over all bins, down to 0 at both ends.
-            let mut outline = Vec::with_capacity(2 * density.len() + 2);
-            outline.push((edge(0), 0.0));
-            for (i, &d) in density.iter().enumerate() {
-                outline.push((edge(i), d));
-                outline.push((edge(i + 1), d));
-            }
-            outline.push((edge(density.len()), 0.0));
+            // The outline: a step line from the first to the last non-empty bin, down to 0 at
+            // both ends; none for a group without values (it still gets its legend entry).
+            let first = density.iter().position(|&d| d > 0.0);
+            let last = density.iter().rposition(|&d| d > 0.0);
+            let outline = first.zip(last).map(|(first, last)| {
+                let mut points = vec![(edge(first), 0.0)];
+                for (i, &d) in density.iter().enumerate().take(last + 1).skip(first) {
+                    points.push((edge(i), d));
+                    points.push((edge(i + 1), d));
+                }
+                points.push((edge(last + 1), 0.0));
+                PathElement::new(points, colour.stroke_width(2))
+            });
             chart
-                .draw_series(std::iter::once(PathElement::new(
-                    outline,
-                    colour.stroke_width(2),
-                )))
+                .draw_series(outline)
                 .map_err(de)?
                 .label(label.as_str())
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 6), (x + 18, y + 6)], colour.mix(0.6).filled())
                 });
         }
+        // Bars rise from 0, so only the upper corners can be free.
+        let (x_span, lo) = (self.x.end - self.x.start, self.x.start);
+        let tops = self.hists.iter().flat_map(|(_, density)| {
+            density.iter().enumerate().map(move |(i, &d)| {
+                let centre = self.lo + (i as f64 + 0.5) * self.width;
+                ((centre - lo) / x_span, d / self.y_top)
+            })
+        });
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(tops, false))
             .label_font((FONT, 14))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(160, 160, 160))
@@ -894,13 +951,20 @@ impl Figure for HeatFigure<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(de)?;
         let w = self.size.0;
-        let title_style = TextStyle::from((FONT, 22).into_font()).pos(Pos::new(
-            HPos::Center,
-            VPos::Center,
-        ));
-        root.draw_text(self.title, &title_style, (w as i32 / 2, self.title_h as i32 / 2 + 4))
-            .map_err(de)?;
-        let body = root.margin(self.title_h + self.pad_y / 2, self.margin, self.margin, self.margin);
+        let title_style =
+            TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+        root.draw_text(
+            self.title,
+            &title_style,
+            (w as i32 / 2, self.title_h as i32 / 2 + 4),
+        )
+        .map_err(de)?;
+        let body = root.margin(
+            self.title_h + self.pad_y / 2,
+            self.margin,
+            self.margin,
+            self.margin,
+        );
         let body_w = w.saturating_sub(2 * self.margin);
         let split = body_w.saturating_sub(self.colour_bar_w + self.pad_x);
         let (main, bar) = body.split_horizontally(split as i32);
@@ -908,7 +972,11 @@ impl Figure for HeatFigure<'_> {
 
         let rows = self.rows as f64;
         let x_keys: Vec<f64> = self.col_ticks.iter().map(|&j| j as f64 + 0.5).collect();
-        let y_keys: Vec<f64> = self.row_ticks.iter().map(|&i| rows - i as f64 - 0.5).collect();
+        let y_keys: Vec<f64> = self
+            .row_ticks
+            .iter()
+            .map(|&i| rows - i as f64 - 0.5)
+            .collect();
         let mut chart = ChartBuilder::on(&main)
             .x_label_area_size(self.bottom)
             .y_label_area_size(self.left)
@@ -926,23 +994,29 @@ impl Figure for HeatFigure<'_> {
             self.row_names.get(i).cloned().unwrap_or_default()
         };
         let font = (FONT, self.label_font);
-        let x_style = if self.rotate_cols {
-            TextStyle::from(font.into_font()).transform(FontTransform::Rotate90)
-        } else {
-            TextStyle::from(font.into_font())
-        };
+        let no_label = |_: &f64| String::new();
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_label_style(x_style)
-            .y_label_style(font)
-            .x_label_formatter(&col_name)
+            .label_style(font)
+            .x_label_formatter(if self.rotate_cols {
+                &no_label
+            } else {
+                &col_name
+            })
             .y_label_formatter(&row_name)
             .draw()
             .map_err(de)?;
+        if self.rotate_cols {
+            let at = self.col_ticks.iter().map(|&j| (j as f64 + 0.5, 0.0));
+            vertical_labels(root, &chart, at, &col_name, self.label_font)?;
+        }
         chart
             .draw_series(self.cells.iter().map(|c| {
-                Rectangle::new([(c.x.start, c.y.start), (c.x.end, c.y.end)], c.colour.filled())
+                Rectangle::new(
+                    [(c.x.start, c.y.start), (c.x.end, c.y.end)],
+                    c.colour.filled(),
+                )
             }))
             .map_err(de)?;
 
@@ -1010,24 +1084,23 @@ impl Figure for BarFigure<'_> {
             let i = v.round().max(0.0) as usize;
             self.names.get(i).cloned().unwrap_or_default()
         };
-        let x_style = if self.rotate {
-            TextStyle::from((FONT, 13).into_font()).transform(FontTransform::Rotate90)
-        } else {
-            TextStyle::from((FONT, 13).into_font())
-        };
+        let no_label = |_: &f64| String::new();
         let y_fmt = axis_formatter(&self.y);
         chart
             .configure_mesh()
             .disable_x_mesh()
             .y_desc(self.y_label)
             .axis_desc_style((FONT, 16))
-            .x_label_style(x_style)
-            .y_label_style((FONT, 13))
-            .x_label_formatter(&name)
+            .label_style((FONT, 13))
+            .x_label_formatter(if self.rotate { &no_label } else { &name })
             .y_label_formatter(&y_fmt)
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(de)?;
+        if self.rotate {
+            let at = self.ticks.iter().map(|&i| (i as f64, self.y.start));
+            vertical_labels(root, &chart, at, &name, 13.0)?;
+        }
         let colour = PALETTE[0];
         let finite = || {
             self.values
@@ -1037,9 +1110,10 @@ impl Figure for BarFigure<'_> {
                 .map(|(i, &v)| (i as f64, v))
         };
         chart
-            .draw_series(finite().map(|(x, v)| {
-                Rectangle::new([(x - 0.4, 0.0), (x + 0.4, v)], colour.filled())
-            }))
+            .draw_series(
+                finite()
+                    .map(|(x, v)| Rectangle::new([(x - 0.4, 0.0), (x + 0.4, v)], colour.filled())),
+            )
             .map_err(de)?;
         if self.y.start < 0.0 {
             chart
@@ -1050,13 +1124,17 @@ impl Figure for BarFigure<'_> {
                 .map_err(de)?;
         }
         if self.values.len() <= 24 {
-            let above = TextStyle::from((FONT, 12).into_font())
-                .pos(Pos::new(HPos::Center, VPos::Bottom));
-            let below = TextStyle::from((FONT, 12).into_font())
-                .pos(Pos::new(HPos::Center, VPos::Top));
+            let above =
+                TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+            let below =
+                TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
             chart
                 .draw_series(finite().map(|(x, v)| {
-                    let style = if v >= 0.0 { above.clone() } else { below.clone() };
+                    let style = if v >= 0.0 {
+                        above.clone()
+                    } else {
+                        below.clone()
+                    };
                     Text::new(fmt_num(v), (x, v), style)
                 }))
                 .map_err(de)?;
@@ -1065,21 +1143,123 @@ impl Figure for BarFigure<'_> {
     }
 }
 
+/// Tick labels written bottom-to-top below the x axis, ending just under each point of `at`
+/// (plotters centres rotated mesh labels on the tick, across the axis).
+fn vertical_labels<'a, DB, X, Y>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    at: impl Iterator<Item = (f64, f64)>,
+    label: &dyn Fn(&f64) -> String,
+    size: f64,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = TextStyle::from((FONT, size).into_font())
+        .transform(FontTransform::Rotate270)
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    let origin = root.get_base_pixel();
+    for (x, y) in at {
+        let (px, py) = chart.backend_coord(&(x, y));
+        let pos = (px - origin.0, py - origin.1 + 9);
+        root.draw_text(&label(&x), &style, pos).map_err(de)?;
+    }
+    Ok(())
+}
+
+/// The legend corner that covers the fewest of `points` (in axis fractions, 0 to 1), preferring
+/// upper right, then upper left (then lower right, lower left, with `lower`).
+fn legend_corner(points: impl Iterator<Item = (f64, f64)>, lower: bool) -> SeriesLabelPosition {
+    let mut counts = [0usize; 4];
+    for (x, y) in points {
+        let (left, right) = (x < 0.45, x > 0.55);
+        let (low, up) = (y < 0.4, y > 0.6);
+        for (i, hit) in [up && right, up && left, low && right, low && left]
+            .into_iter()
+            .enumerate()
+        {
+            counts[i] += usize::from(hit);
+        }
+    }
+    let n = if lower { 4 } else { 2 };
+    match (0..n).min_by_key(|&i| counts[i]).unwrap_or(0) {
+        0 => SeriesLabelPosition::UpperRight,
+        1 => SeriesLabelPosition::UpperLeft,
+        2 => SeriesLabelPosition::LowerRight,
+        _ => SeriesLabelPosition::LowerLeft,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ranges, colours, labels
 
-/// A linear f64 axis whose ticks are exactly `keys` (labelled by a formatter), without light
-/// grid lines. plotters' own `WithKeyPoints` over f64 cannot take a mesh label formatter.
+/// An f64 axis, linear or log10, with ticks chosen here: plotters' own `WithKeyPoints` over
+/// f64 cannot take a mesh label formatter, and its log axis labels too few ticks on ranges of
+/// about a decade.
 struct Ticked {
-    inner: RangedCoordf64,
-    keys: Vec<f64>,
+    range: Range<f64>,
+    log: bool,
+    /// Labelled ticks (and major grid lines).
+    bold: Vec<f64>,
+    /// Minor grid lines.
+    light: Vec<f64>,
 }
 
 impl Ticked {
+    /// A linear axis with labelled ticks exactly at `keys` and no minor grid.
     fn new(range: Range<f64>, keys: Vec<f64>) -> Self {
         Ticked {
-            inner: range.into(),
-            keys,
+            range,
+            log: false,
+            bold: keys,
+            light: vec![],
+        }
+    }
+
+    /// A log10 axis over a positive range: ticks at powers of ten, plus 2× and 5× (or every
+    /// 1–9×) multiples when it spans few decades.
+    fn log(range: Range<f64>) -> Self {
+        // Clamped to the decades of positive finite f64 (bounds the loops below).
+        let decade = |v: f64| v.log10().clamp(-324.0, 309.0);
+        let (a, b) = (decade(range.start).floor(), decade(range.end).ceil());
+        let decades = (b - a).max(1.0);
+        let inside = |v: &f64| range.start <= *v && *v <= range.end;
+        let multiples = |ms: &[f64]| -> Vec<f64> {
+            let mut v: Vec<f64> = (a as i32..=b as i32)
+                .flat_map(|k| ms.iter().map(move |m| m * 10f64.powi(k)))
+                .filter(inside)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let all = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+        let step = (decades / 8.0).ceil().max(1.0) as usize;
+        let mut bold: Vec<f64> = (a as i32..=b as i32)
+            .step_by(step)
+            .map(|k| 10f64.powi(k))
+            .filter(inside)
+            .collect();
+        if bold.len() < 3 {
+            bold = multiples(&[1.0, 2.0, 5.0]);
+        }
+        if bold.len() < 3 {
+            bold = multiples(&all);
+        }
+        if bold.len() < 2 {
+            bold = RangedCoordf64::from(range.clone()).key_points(5usize);
+        }
+        let light = if decades <= 6.0 {
+            multiples(&all)
+        } else {
+            vec![]
+        };
+        Ticked {
+            range,
+            log: true,
+            bold,
+            light,
         }
     }
 }
@@ -1089,19 +1269,23 @@ impl Ranged for Ticked {
     type ValueType = f64;
 
     fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
-        self.inner.map(value, limit)
+        let f = |v: f64| if self.log { v.log10() } else { v };
+        let (lo, hi, v) = (f(self.range.start), f(self.range.end), f(*value));
+        let t = (v - lo) / (hi - lo);
+        // `as` saturates (and maps NaN to 0): no overflow on wild values.
+        limit.0 + ((limit.1 - limit.0) as f64 * t + 1e-3).floor() as i32
     }
 
     fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
         if hint.weight().allow_light_points() {
-            vec![]
+            self.light.clone()
         } else {
-            self.keys.clone()
+            self.bold.clone()
         }
     }
 
     fn range(&self) -> Range<f64> {
-        self.inner.range()
+        self.range.clone()
     }
 }
 
@@ -1121,38 +1305,68 @@ impl Bounds {
     }
 }
 
-/// Widens an empty (constant-data) range around its value; leaves others alone.
+/// Widens an empty (constant-data) range around its value (towards 0 only, where the other
+/// side would overflow); leaves others alone.
 fn widen(r: Range<f64>) -> Range<f64> {
     if r.end > r.start {
         return r;
     }
-    let d = if r.start == 0.0 {
-        0.5
+    let v = r.start;
+    let d = if v == 0.0 { 0.5 } else { v.abs() * 0.1 };
+    if (v + d).is_finite() && (v - d).is_finite() {
+        v - d..v + d
+    } else if v > 0.0 {
+        v - d..v
     } else {
-        r.start.abs() * 0.1
-    };
-    r.start - d..r.end + d
+        v..v + d
+    }
 }
 
-/// [`widen`], then a margin of `frac` of the span on both sides.
-fn padded(r: Range<f64>, frac: f64) -> Range<f64> {
-    let r = widen(r);
-    let pad = (r.end - r.start) * frac;
-    if pad.is_finite() {
-        r.start - pad..r.end + pad
-    } else {
-        r
-    }
+/// The axis range for data spanning `r` (finite bounds): [`widen`]ed, then a margin of `frac`
+/// of the span on both sides, or less where that would overflow f64.
+///
+/// # Errors
+/// [`PlotError::InvalidArgument`] if the span itself overflows f64 (data near ±`f64::MAX`):
+/// plotters cannot place ticks on an infinite span.
+fn axis(r: Range<f64>, frac: f64, what: &str) -> Result<Range<f64>, PlotError> {
+    let w = widen(r.clone());
+    let pad = (w.end - w.start) * frac;
+    let p = w.start - pad..w.end + pad;
+    [p, w, r]
+        .into_iter()
+        .find(|c| c.end > c.start && (c.end - c.start).is_finite())
+        .ok_or_else(|| PlotError::InvalidArgument {
+            reason: format!("{what} span more than f64 can represent"),
+        })
 }
 
 /// A positive range widened for a log axis: a factor 2 around constant data, else 5% of the
-/// span in log space.
+/// span (in log space) on both sides; kept within the positive finite f64 range.
 fn log_padded(r: Range<f64>) -> Range<f64> {
-    if r.end <= r.start {
-        return r.start / 2.0..r.end * 2.0;
+    let (lo, hi) = (r.start.log10(), r.end.log10());
+    let pad = if hi > lo {
+        (hi - lo) * 0.05
+    } else {
+        2f64.log10()
+    };
+    let start = 10f64.powf(lo - pad);
+    let end = 10f64.powf(hi + pad);
+    let start = if start > 0.0 {
+        start.min(r.start)
+    } else {
+        r.start
+    };
+    let end = if end.is_finite() {
+        end.max(r.end)
+    } else {
+        r.end
+    };
+    if end > start {
+        start..end
+    } else {
+        // Only for a constant at the very ends of the f64 range.
+        start / 2.0..(end * 2.0).min(f64::MAX)
     }
-    let f = (r.end / r.start).powf(0.05);
-    r.start / f..r.end * f
 }
 
 /// The colour range of a heatmap without an explicit one (see [`heatmap`]).
@@ -1193,7 +1407,11 @@ fn colour_of(v: f64, lo: f64, hi: f64) -> RGBColor {
     } else {
         (v / lo, NEG)
     };
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * t).round() as u8;
     RGBColor(mix(MID.0, end.0), mix(MID.1, end.1), mix(MID.2, end.2))
 }
@@ -1209,7 +1427,7 @@ fn tick_indices(n: usize, px_per_index: f64) -> Vec<usize> {
     let mut step = 1usize;
     let mut k = 0u32;
     while step < n && (n.div_ceil(step) > max_labels || (step as f64) * px_per_index < 9.0) {
-        step = [2, 5, 10][(k % 3) as usize] * 10usize.pow(k / 3);
+        step = [2usize, 5, 10][(k % 3) as usize].saturating_mul(10usize.saturating_pow(k / 3));
         k += 1;
     }
     (0..n).step_by(step.max(1)).collect()
@@ -1239,9 +1457,14 @@ fn shorten(label: &str) -> String {
     }
 }
 
-/// Rough width in pixels of `text` at `size` (DejaVu Sans averages ~0.6 em a character).
+/// Width in pixels of `text` at `size` in the embedded font (a rough estimate if the font
+/// cannot lay it out).
 fn text_width(text: &str, size: f64) -> f64 {
-    text.chars().count() as f64 * size * 0.6
+    (FONT, size)
+        .into_font()
+        .box_size(text)
+        .map(|(w, _)| w as f64)
+        .unwrap_or(text.chars().count() as f64 * size * 0.5)
 }
 
 /// Tick labels for a linear axis over `r`: as many decimals as the span needs, scientific
@@ -1328,7 +1551,17 @@ mod tests {
     fn ranges_of_constant_data_are_widened() {
         assert_eq!(widen(3.0..3.0), 2.7..3.3);
         assert_eq!(widen(0.0..0.0), -0.5..0.5);
-        assert_eq!(log_padded(4.0..4.0), 2.0..8.0);
+        assert_eq!(widen(f64::MAX..f64::MAX), f64::MAX * 0.9..f64::MAX);
+        let r = log_padded(4.0..4.0);
+        assert!(
+            (r.start - 2.0).abs() < 1e-12 && (r.end - 8.0).abs() < 1e-12,
+            "{r:?}"
+        );
+        let r = log_padded(5e-324..f64::MAX);
+        assert!(r == (5e-324..f64::MAX), "{r:?}");
+        assert!(axis(-f64::MAX..f64::MAX, 0.1, "v").is_err());
+        assert_eq!(axis(0.0..10.0, 0.1, "v").unwrap(), -1.0..11.0);
+        assert_eq!(axis(-1.7e308..0.0, 0.1, "v").unwrap(), -1.7e308..0.0);
         assert_eq!(auto_colour_range(&[2.0, 2.0]), (0.0, 2.0));
         assert_eq!(auto_colour_range(&[-1.0, 3.0]), (-3.0, 3.0));
         assert_eq!(auto_colour_range(&[0.0, 0.0]), (-1.0, 1.0));

@@ -26,10 +26,7 @@ impl Out {
             None => {
                 let t = tempfile::tempdir().unwrap();
                 let dir = t.path().to_path_buf();
-                Out {
-                    _tmp: Some(t),
-                    dir,
-                }
+                Out { _tmp: Some(t), dir }
             }
         }
     }
@@ -41,8 +38,18 @@ impl Out {
 /// PNG width and height, after checking the signature.
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap();
-    assert!(bytes.len() > 1000, "{} is only {} bytes", path.display(), bytes.len());
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert!(
+        bytes.len() > 1000,
+        "{} is only {} bytes",
+        path.display(),
+        bytes.len()
+    );
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
     assert_eq!(&bytes[12..16], b"IHDR");
     let be = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap());
     (be(&bytes[16..20]), be(&bytes[20..24]))
@@ -129,7 +136,15 @@ fn line_chart_skips_non_finite_and_non_positive_log_values() {
     let err = line_chart(&out.path("nan.png"), "t", "x", "y", &[nan], false).unwrap_err();
     assert!(matches!(err, PlotError::EmptyData { .. }), "{err}");
     let neg = Series::new("neg", vec![(0.0, -1.0), (1.0, 0.0)]);
-    let err = line_chart(&out.path("neg.png"), "t", "x", "y", &[neg.clone()], true).unwrap_err();
+    let err = line_chart(
+        &out.path("neg.png"),
+        "t",
+        "x",
+        "y",
+        std::slice::from_ref(&neg),
+        true,
+    )
+    .unwrap_err();
     assert!(matches!(err, PlotError::EmptyData { .. }), "{err}");
     line_chart(&out.path("neg.png"), "t", "x", "y", &[neg], false).unwrap();
     let err = line_chart(&out.path("none.png"), "t", "x", "y", &[], false).unwrap_err();
@@ -149,7 +164,7 @@ fn line_chart_constant_and_single_point() {
     for (i, s) in [flat, dot, zero].into_iter().enumerate() {
         for log_y in [false, true] {
             let p = out.path(&format!("const{i}_{log_y}.svg"));
-            match line_chart(&p, "constant", "x", "y", &[s.clone()], log_y) {
+            match line_chart(&p, "constant", "x", "y", std::slice::from_ref(&s), log_y) {
                 Ok(()) => {
                     svg_with(&p, &["constant"]);
                 }
@@ -165,7 +180,9 @@ fn line_chart_constant_and_single_point() {
 fn histogram_png_and_svg() {
     let out = Out::new();
     // Two groups of very different sizes, one with NaNs mixed in.
-    let a: Vec<f64> = (0..5000).map(|i| ((i * 7919) % 1000) as f64 / 1000.0).collect();
+    let a: Vec<f64> = (0..5000)
+        .map(|i| ((i * 7919) % 1000) as f64 / 1000.0)
+        .collect();
     let mut b: Vec<f64> = (0..300)
         .map(|i| 0.7 + 0.2 * (((i * 31) % 100) as f64 / 100.0 - 0.5))
         .collect();
@@ -177,7 +194,15 @@ fn histogram_png_and_svg() {
     let svg = out.path("hist.svg");
     histogram(&svg, "Cosine similarity", "cos", &groups, 40).unwrap();
     // Non-finite values are not counted.
-    svg_with(&svg, &["Cosine similarity", "uniform (n=5000)", "peaked (n=300)", "density"]);
+    svg_with(
+        &svg,
+        &[
+            "Cosine similarity",
+            "uniform (n=5000)",
+            "peaked (n=300)",
+            "density",
+        ],
+    );
     no_temporaries(&out.dir);
 }
 
@@ -200,7 +225,10 @@ fn histogram_bad_input() {
     // Constant data, a single value, an empty group next to a full one.
     histogram(&p, "t", "x", &g(vec![2.5; 100]), 20).unwrap();
     histogram(&p, "t", "x", &g(vec![0.0]), 1).unwrap();
-    let mixed = vec![("full".to_string(), vec![1.0, 2.0, 3.0]), ("none".to_string(), vec![])];
+    let mixed = vec![
+        ("full".to_string(), vec![1.0, 2.0, 3.0]),
+        ("none".to_string(), vec![]),
+    ];
     let svg = out.path("mixed.svg");
     histogram(&svg, "t", "x", &mixed, 5).unwrap();
     svg_with(&svg, &["full (n=3)", "none (n=0)"]);
@@ -221,16 +249,41 @@ fn heatmap_png_and_svg() {
     let png = out.path("heat.png");
     heatmap(&png, "Decoder cosine", &rl, &cl, &values, rows, cols, None).unwrap();
     let (w, h) = png_size(&png);
-    assert!((400..=2000).contains(&w) && (300..=2000).contains(&h), "{w}x{h}");
+    assert!(
+        (400..=2000).contains(&w) && (300..=2000).contains(&h),
+        "{w}x{h}"
+    );
     let svg = out.path("heat.svg");
     heatmap(&svg, "Decoder cosine", &rl, &cl, &values, rows, cols, None).unwrap();
-    svg_with(&svg, &["Decoder cosine", "layer 0", "layer 7", "feature_0", "feature_11"]);
+    svg_with(
+        &svg,
+        &[
+            "Decoder cosine",
+            "layer 0",
+            "layer 7",
+            "feature_0",
+            "feature_11",
+        ],
+    );
     // Indices when no labels; an explicit range.
     let svg = out.path("heat_idx.svg");
-    heatmap(&svg, "indices", &[], &[], &values, rows, cols, Some((-1.0, 1.0))).unwrap();
+    heatmap(
+        &svg,
+        "indices",
+        &[],
+        &[],
+        &values,
+        rows,
+        cols,
+        Some((-1.0, 1.0)),
+    )
+    .unwrap();
     let texts = svg_texts(&svg_with(&svg, &["indices"]));
     for index in ["0", "7", "11"] {
-        assert!(texts.iter().any(|t| t == index), "no label {index} in {texts:?}");
+        assert!(
+            texts.iter().any(|t| t == index),
+            "no label {index} in {texts:?}"
+        );
     }
     no_temporaries(&out.dir);
 }
@@ -243,7 +296,10 @@ fn heatmap_sizes_stay_sane() {
         let p = out.path(&format!("heat_{rows}x{cols}.png"));
         heatmap(&p, "size", &[], &[], &values, rows, cols, None).unwrap();
         let (w, h) = png_size(&p);
-        assert!((300..=2000).contains(&w) && (200..=2000).contains(&h), "{rows}x{cols}: {w}x{h}");
+        assert!(
+            (300..=2000).contains(&w) && (200..=2000).contains(&h),
+            "{rows}x{cols}: {w}x{h}"
+        );
     }
 }
 
@@ -253,11 +309,41 @@ fn heatmap_bad_input_and_special_values() {
     let p = out.path("hm.png");
     let v = vec![0.5f32; 6];
     let err = heatmap(&p, "t", &[], &[], &v, 2, 4, None).unwrap_err();
-    assert!(matches!(err, PlotError::Shape { expected: 8, actual: 6, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PlotError::Shape {
+                expected: 8,
+                actual: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = heatmap(&p, "t", &labels("r", 3), &[], &v, 2, 3, None).unwrap_err();
-    assert!(matches!(err, PlotError::Shape { expected: 2, actual: 3, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PlotError::Shape {
+                expected: 2,
+                actual: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = heatmap(&p, "t", &[], &labels("c", 2), &v, 2, 3, None).unwrap_err();
-    assert!(matches!(err, PlotError::Shape { expected: 3, actual: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PlotError::Shape {
+                expected: 3,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = heatmap(&p, "t", &[], &[], &[], 0, 3, None).unwrap_err();
     assert!(matches!(err, PlotError::EmptyData { .. }), "{err}");
     let err = heatmap(&p, "t", &[], &[], &v, 2, 3, Some((1.0, 1.0))).unwrap_err();
@@ -272,7 +358,10 @@ fn heatmap_bad_input_and_special_values() {
         ("const", vec![0.5; 6]),
         ("zero", vec![0.0; 6]),
         ("allnan", vec![f32::NAN; 6]),
-        ("somenan", vec![1.0, f32::NAN, -2.0, f32::INFINITY, 0.0, 3.0]),
+        (
+            "somenan",
+            vec![1.0, f32::NAN, -2.0, f32::INFINITY, 0.0, 3.0],
+        ),
     ];
     for (name, values) in cases {
         let p = out.path(&format!("hm_{name}.png"));
@@ -301,7 +390,18 @@ fn bar_chart_png_and_svg() {
     assert!((600..=900).contains(&h), "{h}");
     let svg = out.path("bars.svg");
     bar_chart(&svg, "Latent counts", "count", &bars).unwrap();
-    svg_with(&svg, &["Latent counts", "count", "dead", "alive", "negative", "missing", "985"]);
+    svg_with(
+        &svg,
+        &[
+            "Latent counts",
+            "count",
+            "dead",
+            "alive",
+            "negative",
+            "missing",
+            "985",
+        ],
+    );
     // Many bars with long labels.
     let many: Vec<(String, f64)> = (0..200)
         .map(|i| (format!("a rather long feature name {i}"), (i as f64).sin()))
@@ -333,13 +433,25 @@ fn format_follows_the_extension() {
     for name in ["plot.jpg", "plot", "plot.svg.gz", "plot."] {
         let p = out.path(name);
         let err = line_chart(&p, "t", "x", "y", &s, false).unwrap_err();
-        assert!(matches!(&err, PlotError::UnsupportedExtension { path } if path == &p), "{err}");
+        assert!(
+            matches!(&err, PlotError::UnsupportedExtension { path } if path == &p),
+            "{err}"
+        );
         let err = histogram(&p, "t", "x", &[("g".into(), vec![1.0])], 3).unwrap_err();
-        assert!(matches!(err, PlotError::UnsupportedExtension { .. }), "{err}");
+        assert!(
+            matches!(err, PlotError::UnsupportedExtension { .. }),
+            "{err}"
+        );
         let err = heatmap(&p, "t", &[], &[], &[1.0], 1, 1, None).unwrap_err();
-        assert!(matches!(err, PlotError::UnsupportedExtension { .. }), "{err}");
+        assert!(
+            matches!(err, PlotError::UnsupportedExtension { .. }),
+            "{err}"
+        );
         let err = bar_chart(&p, "t", "y", &[("a".into(), 1.0)]).unwrap_err();
-        assert!(matches!(err, PlotError::UnsupportedExtension { .. }), "{err}");
+        assert!(
+            matches!(err, PlotError::UnsupportedExtension { .. }),
+            "{err}"
+        );
         assert!(!p.exists());
     }
     // Case-insensitive; missing directories are created; existing files are replaced.
@@ -363,4 +475,58 @@ fn errors_display() {
         what: "series".into(),
     };
     assert!(e.to_string().contains("series"));
+}
+
+/// Data whose span overflows f64 is a typed error (plotters would loop forever placing ticks on
+/// an infinite axis); huge, tiny and subnormal values that fit are drawn.
+#[test]
+fn extreme_values() {
+    let out = Out::new();
+    let overflow = [Series::new("wild", vec![(-f64::MAX, 1.0), (f64::MAX, 2.0)])];
+    for log_y in [false, true] {
+        let err = line_chart(&out.path("wild.png"), "w", "x", "y", &overflow, log_y).unwrap_err();
+        assert!(matches!(err, PlotError::InvalidArgument { .. }), "{err}");
+    }
+    let groups = vec![("wild".to_string(), vec![-f64::MAX, f64::MAX, 0.0])];
+    let err = histogram(&out.path("wild.png"), "w", "x", &groups, 10).unwrap_err();
+    assert!(matches!(err, PlotError::InvalidArgument { .. }), "{err}");
+    let bars = vec![("a".to_string(), f64::MAX), ("b".to_string(), -f64::MAX)];
+    let err = bar_chart(&out.path("wild.svg"), "w", "y", &bars).unwrap_err();
+    assert!(matches!(err, PlotError::InvalidArgument { .. }), "{err}");
+    assert!(!out.path("wild.png").exists() && !out.path("wild.svg").exists());
+
+    let fits = [
+        vec![(0.0, f64::MIN_POSITIVE), (1.0, 5e-324), (2.0, 1e300)],
+        vec![(-1.7e308, 1.0), (0.0, -1.7e308)],
+        vec![(1e15, 1.0), (1e15 + 1.0, 1.0 + 1e-12)],
+        vec![(1e17, 2.0), (1e17 + 16.0, 2.5)],
+        vec![(f64::MAX, f64::MAX)],
+    ];
+    for (i, points) in fits.into_iter().enumerate() {
+        for log_y in [false, true] {
+            for ext in ["png", "svg"] {
+                let p = out.path(&format!("fits{i}_{log_y}.{ext}"));
+                let s = [Series::new("wild", points.clone())];
+                if let Err(e) = line_chart(&p, "wild", "x", "y", &s, log_y) {
+                    panic!("case {i} log_y={log_y}: {e}");
+                }
+            }
+        }
+    }
+    let groups = vec![("big".to_string(), vec![1e300, -1e300, 5e-324])];
+    histogram(&out.path("big_hist.png"), "big", "x", &groups, 10).unwrap();
+    let bars = vec![("a".to_string(), 1e300), ("b".to_string(), -1e300)];
+    bar_chart(&out.path("big_bars.svg"), "big", "y", &bars).unwrap();
+    let values = [f32::MAX, f32::MIN, 0.0, 1e-40];
+    heatmap(
+        &out.path("big_heat.png"),
+        "big",
+        &[],
+        &[],
+        &values,
+        2,
+        2,
+        None,
+    )
+    .unwrap();
 }

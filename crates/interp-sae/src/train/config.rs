@@ -96,9 +96,12 @@ impl TrainArch {
     /// AuxK size and coefficient, for the architectures that have it.
     pub(crate) fn aux(&self, d_in: usize) -> Option<(usize, f32)> {
         match *self {
-            TrainArch::TopK { aux_k, aux_coef, .. } | TrainArch::BatchTopK { aux_k, aux_coef, .. } => {
-                Some((aux_k.unwrap_or(d_in / 2).max(1), aux_coef))
+            TrainArch::TopK {
+                aux_k, aux_coef, ..
             }
+            | TrainArch::BatchTopK {
+                aux_k, aux_coef, ..
+            } => Some((aux_k.unwrap_or(d_in / 2).max(1), aux_coef)),
             _ => None,
         }
     }
@@ -152,6 +155,15 @@ pub enum DeadPolicy {
     },
 }
 
+/// The default peak learning rate: `2e-3 · √(4096 / d_sae)`, clamped to `[1e-4, 1e-2]`.
+///
+/// Inputs are normalised to `E‖x‖² = d_in`, so the scale depends only on the dictionary size;
+/// the `1/√d_sae` law is Gao et al.'s (2024) fit for TopK SAEs. On the synthetic benchmark
+/// (d 64, 512 latents) it gives 5.7e-3.
+pub fn default_lr(d_sae: usize) -> f32 {
+    (2e-3 * (4096.0 / d_sae.max(1) as f32).sqrt()).clamp(1e-4, 1e-2)
+}
+
 /// Everything about a training run. [`TrainConfig::new`] gives defaults that work untuned.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -199,7 +211,7 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Defaults: batch 4096, lr 4e-4 with 1% warm-up and 20% linear decay, Adam (0.9, 0.999),
+    /// Defaults: batch 4096, lr [`default_lr`] with 1% warm-up and 20% linear decay, Adam (0.9, 0.999),
     /// unit-norm decoder, b_dec at the geometric median, tied input bias, dead after 100 steps,
     /// resampling every 25% of the steps for the ReLU/JumpReLU families (TopK relies on AuxK).
     pub fn new(arch: TrainArch, d_in: usize, d_sae: usize, steps: u64) -> Self {
@@ -219,7 +231,7 @@ impl TrainConfig {
             d_sae,
             batch_size: 4096,
             steps,
-            lr: 4e-4,
+            lr: default_lr(d_sae),
             lr_warmup_steps: steps / 100,
             lr_decay_fraction: 0.2,
             beta1: 0.9,
@@ -241,7 +253,10 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(Error::TrainConfig { reason });
         if self.d_in == 0 || self.d_sae == 0 {
-            return bad(format!("d_in = {} and d_sae = {} must be positive", self.d_in, self.d_sae));
+            return bad(format!(
+                "d_in = {} and d_sae = {} must be positive",
+                self.d_in, self.d_sae
+            ));
         }
         if self.batch_size == 0 {
             return bad("batch_size must be positive".into());
@@ -253,10 +268,16 @@ impl TrainConfig {
             return bad(format!("lr = {} must be positive", self.lr));
         }
         if !(0.0..=1.0).contains(&self.lr_decay_fraction) {
-            return bad(format!("lr_decay_fraction = {} not in [0, 1]", self.lr_decay_fraction));
+            return bad(format!(
+                "lr_decay_fraction = {} not in [0, 1]",
+                self.lr_decay_fraction
+            ));
         }
         if !((0.0..1.0).contains(&self.beta1) && (0.0..1.0).contains(&self.beta2)) {
-            return bad(format!("Adam betas ({}, {}) must be in [0, 1)", self.beta1, self.beta2));
+            return bad(format!(
+                "Adam betas ({}, {}) must be in [0, 1)",
+                self.beta1, self.beta2
+            ));
         }
         if !(self.eps > 0.0) {
             return bad(format!("Adam eps = {} must be positive", self.eps));
@@ -293,7 +314,9 @@ impl TrainConfig {
                     return bad(format!("bandwidth = {bandwidth} must be positive"));
                 }
                 if !(init_threshold.is_finite() && init_threshold > 0.0) {
-                    return bad(format!("init_threshold = {init_threshold} must be positive"));
+                    return bad(format!(
+                        "init_threshold = {init_threshold} must be positive"
+                    ));
                 }
             }
             _ => {}
@@ -321,7 +344,9 @@ impl TrainConfig {
                 threshold,
             } => {
                 if every == 0 || window == 0 || window > every {
-                    return bad(format!("reinit needs 0 < window ({window}) ≤ every ({every})"));
+                    return bad(format!(
+                        "reinit needs 0 < window ({window}) ≤ every ({every})"
+                    ));
                 }
                 if !(0.0..1.0).contains(&threshold) {
                     return bad(format!("reinit threshold {threshold} not in [0, 1)"));

@@ -16,7 +16,7 @@ mod step;
 pub mod synthetic;
 mod trainer;
 
-pub use config::{BDecInit, DeadPolicy, TrainArch, TrainConfig};
+pub use config::{default_lr, BDecInit, DeadPolicy, TrainArch, TrainConfig};
 pub use rng::SplitMix64;
 pub use source::{ActivationMatrix, ActivationSource};
 pub use trainer::{

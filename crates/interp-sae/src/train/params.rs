@@ -128,12 +128,14 @@ impl ParamSet {
 
 /// Scales every row of `m` to L2 norm `norm` (zero rows stay zero).
 pub(crate) fn normalize_rows(m: &mut Array2<f32>, norm: f32) {
-    m.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut row| {
-        let n = row.dot(&row).sqrt();
-        if n > 0.0 {
-            row *= norm / n;
-        }
-    });
+    m.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .for_each(|mut row| {
+            let n = row.dot(&row).sqrt();
+            if n > 0.0 {
+                row *= norm / n;
+            }
+        });
 }
 
 /// Adam (Kingma & Ba) with bias correction; `m` and `v` are the moments.

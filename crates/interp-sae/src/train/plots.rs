@@ -39,7 +39,11 @@ pub(crate) fn write_plots(dir: &Path, history: &[StepMetrics]) -> Result<()> {
             "Reconstruction",
             "step",
             "value (log scale)",
-            &[series("mse", |m| m.mse), series("fvu", |m| m.fvu), series("loss", |m| m.loss)],
+            &[
+                series("mse", |m| m.mse),
+                series("fvu", |m| m.fvu),
+                series("loss", |m| m.loss),
+            ],
             true,
         )
         .map_err(plot_err)?;
@@ -48,7 +52,10 @@ pub(crate) fn write_plots(dir: &Path, history: &[StepMetrics]) -> Result<()> {
             "Sparsity and dead latents",
             "step",
             "value",
-            &[series("L0", |m| m.l0), series("dead fraction × 100", |m| 100.0 * m.dead_fraction)],
+            &[
+                series("L0", |m| m.l0),
+                series("dead fraction × 100", |m| 100.0 * m.dead_fraction),
+            ],
             false,
         )
         .map_err(plot_err)?;

@@ -177,7 +177,11 @@ impl ActivationSource for ActivationMatrix {
         })?;
         if cursor.index > self.rows.nrows() {
             return Err(Error::Data {
-                reason: format!("position {} beyond {} rows", cursor.index, self.rows.nrows()),
+                reason: format!(
+                    "position {} beyond {} rows",
+                    cursor.index,
+                    self.rows.nrows()
+                ),
             });
         }
         self.cursor = cursor;

@@ -128,7 +128,11 @@ fn pre_activations(params: &ParamSet, x_c: &Array2<f32>) -> Array2<f32> {
 
 /// The `k` largest positive entries of each row of `pre` among `candidates` (all latents when
 /// `None`).
-fn top_k_rows(pre: &Array2<f32>, k: usize, candidates: Option<&[u32]>) -> Vec<(Vec<u32>, Vec<f32>)> {
+fn top_k_rows(
+    pre: &Array2<f32>,
+    k: usize,
+    candidates: Option<&[u32]>,
+) -> Vec<(Vec<u32>, Vec<f32>)> {
     pre.axis_iter(Axis(0))
         .into_par_iter()
         .map(|row| {
@@ -156,7 +160,10 @@ fn top_k_rows(pre: &Array2<f32>, k: usize, candidates: Option<&[u32]>) -> Vec<(V
 fn batch_top_k(pre: &Array2<f32>, k: usize) -> (Csr, Option<f32>) {
     let want = k * pre.nrows();
     let per_row = top_k_rows(pre, k, None);
-    let mut union: Vec<f32> = per_row.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+    let mut union: Vec<f32> = per_row
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
     let bound = if union.len() >= want {
         let (_, nth, _) = union.select_nth_unstable_by(want - 1, |a, b| b.total_cmp(a));
         *nth
@@ -184,7 +191,12 @@ fn batch_top_k(pre: &Array2<f32>, k: usize) -> (Csr, Option<f32>) {
     };
     let kept: Vec<(Vec<u32>, Vec<f32>)> = rows
         .into_iter()
-        .map(|(i, v)| i.into_iter().zip(v).filter(|&(_, v)| v >= threshold).unzip())
+        .map(|(i, v)| {
+            i.into_iter()
+                .zip(v)
+                .filter(|&(_, v)| v >= threshold)
+                .unzip()
+        })
         .collect();
     let min_kept = threshold.is_finite().then_some(threshold);
     (Csr::from_rows(kept), min_kept)
@@ -543,7 +555,12 @@ fn dense_backward(
                 sparsity: 0.0,
                 d_theta: Array1::zeros(if jump.is_some() { d_sae } else { 0 }),
             };
-            for (r, (mut g_row, z_row)) in g_chunk.rows_mut().into_iter().zip(z_chunk.rows()).enumerate() {
+            for (r, (mut g_row, z_row)) in g_chunk
+                .rows_mut()
+                .into_iter()
+                .zip(z_chunk.rows())
+                .enumerate()
+            {
                 let pre_row = pre.map(|p| p.row(c * CHUNK_ROWS + r));
                 for i in 0..d_sae {
                     let zi = z_row[i];
@@ -569,7 +586,11 @@ fn dense_backward(
             part.sparsity = if jump.is_some() {
                 part.fired.iter().map(|&f| f as f64).sum()
             } else if weighted {
-                part.z_sum.iter().zip(&dec_norms).map(|(&s, &n)| (s * n) as f64).sum()
+                part.z_sum
+                    .iter()
+                    .zip(&dec_norms)
+                    .map(|(&s, &n)| (s * n) as f64)
+                    .sum()
             } else {
                 part.z_sum.iter().map(|&s| s as f64).sum()
             };
@@ -638,7 +659,9 @@ mod tests {
         let mut p = ParamSet::init(&cfg, jump.then_some(0.05), &mut rng);
         // Break the tied initialisation and make biases non-zero so every term matters.
         p.w_enc.iter_mut().for_each(|w| *w += 0.3 * rng.normal());
-        p.w_dec.iter_mut().for_each(|w| *w *= 1.0 + 0.2 * rng.normal());
+        p.w_dec
+            .iter_mut()
+            .for_each(|w| *w *= 1.0 + 0.2 * rng.normal());
         p.b_enc.iter_mut().for_each(|v| *v = 0.1 * rng.normal());
         p.b_dec.iter_mut().for_each(|v| *v = 0.2 * rng.normal());
         let x = Array2::from_shape_simple_fn((b, d), || rng.normal());
@@ -680,7 +703,10 @@ mod tests {
                 checked += (analytic != 0.0) as usize;
             }
         }
-        assert!(checked > 20, "too few non-zero gradients ({checked}) to be a test");
+        assert!(
+            checked > 20,
+            "too few non-zero gradients ({checked}) to be a test"
+        );
     }
 
     #[test]
@@ -729,7 +755,11 @@ mod tests {
             let fwd = forward(q, x.view(), &with);
             let (csr, scale) = fwd.aux.expect("dead latents give AuxK codes");
             let hat = decode_csr(&csr, &q.w_dec, None);
-            scale as f64 * squared_errors(residual.view(), &hat).iter().map(|&e| e as f64).sum::<f64>()
+            scale as f64
+                * squared_errors(residual.view(), &hat)
+                    .iter()
+                    .map(|&e| e as f64)
+                    .sum::<f64>()
                 / 7.0
         };
         let (mut g_with, mut g_without) = (p.clone(), p.clone());
@@ -751,7 +781,10 @@ mod tests {
                 checked += (analytic.abs() > 1e-6) as usize;
             }
         }
-        assert!(checked > 20, "too few AuxK gradients ({checked}) to be a test");
+        assert!(
+            checked > 20,
+            "too few AuxK gradients ({checked}) to be a test"
+        );
     }
 
     #[test]
@@ -805,9 +838,15 @@ mod tests {
             }
             want *= th as f64;
             nonzero += (want != 0.0) as usize;
-            assert!((grads.log_threshold[i] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{i}");
+            assert!(
+                (grads.log_threshold[i] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                "{i}"
+            );
         }
-        assert!(nonzero > 0, "no pre-activation near a threshold: not a test");
+        assert!(
+            nonzero > 0,
+            "no pre-activation near a threshold: not a test"
+        );
     }
 
     #[test]

@@ -19,7 +19,13 @@ pub struct SyntheticData {
 /// `n` activations in `d` dimensions from `n_features` random unit directions, each feature
 /// active independently with probability `mean_active / n_features` and magnitude uniform in
 /// `[0.5, 1.5)` (seeded).
-pub fn superposition(d: usize, n_features: usize, mean_active: f64, n: usize, seed: u64) -> SyntheticData {
+pub fn superposition(
+    d: usize,
+    n_features: usize,
+    mean_active: f64,
+    n: usize,
+    seed: u64,
+) -> SyntheticData {
     let mut rng = SplitMix64::stream(seed, 1);
     let mut dictionary = Array2::from_shape_simple_fn((n_features, d), || rng.normal());
     normalize_rows(&mut dictionary, 1.0);

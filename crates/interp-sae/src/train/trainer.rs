@@ -305,7 +305,8 @@ impl Trainer {
             apply_b_dec: cfg.apply_b_dec_to_input,
             dead: &dead,
         };
-        let (stats, min_kept) = forward_backward(&self.params, x.view(), &settings, &mut self.grads);
+        let (stats, min_kept) =
+            forward_backward(&self.params, x.view(), &settings, &mut self.grads);
         if !stats.loss.is_finite() {
             return Err(Error::NonFiniteLoss {
                 step: step + 1,
@@ -344,7 +345,11 @@ impl Trainer {
             });
         }
         for (i, &f) in stats.fired.iter().enumerate() {
-            st.steps_since_fired[i] = if f > 0 { 0 } else { st.steps_since_fired[i] + 1 };
+            st.steps_since_fired[i] = if f > 0 {
+                0
+            } else {
+                st.steps_since_fired[i] + 1
+            };
             st.window_fires[i] += f as u64;
             st.interval_fires[i] += f as u64;
         }
@@ -374,9 +379,8 @@ impl Trainer {
         let policy = self.state.config.dead.clone();
         let (every, window) = match policy {
             DeadPolicy::None => return Ok(0),
-            DeadPolicy::Resample { every, window, .. } | DeadPolicy::Reinit { every, window, .. } => {
-                (every, window)
-            }
+            DeadPolicy::Resample { every, window, .. }
+            | DeadPolicy::Reinit { every, window, .. } => (every, window),
         };
         if step % every == every - window {
             self.state.window_fires.iter_mut().for_each(|c| *c = 0);
@@ -397,14 +401,18 @@ impl Trainer {
                 self.state.resample_rounds += 1;
                 self.latents_where(|c| c as f64 <= threshold * tokens)
             }
-            DeadPolicy::Reinit { threshold, .. } => self.latents_where(|c| (c as f64) < threshold * tokens),
+            DeadPolicy::Reinit { threshold, .. } => {
+                self.latents_where(|c| (c as f64) < threshold * tokens)
+            }
             DeadPolicy::None => unreachable!(),
         };
         if dead.is_empty() {
             return Ok(0);
         }
         match policy {
-            DeadPolicy::Resample { sample_size, .. } => self.resample(&dead, sample_size, source)?,
+            DeadPolicy::Resample { sample_size, .. } => {
+                self.resample(&dead, sample_size, source)?
+            }
             _ => self.reinit(&dead),
         }
         for &i in &dead {
@@ -426,7 +434,12 @@ impl Trainer {
     }
 
     /// Anthropic's resampling of `dead` latents from inputs drawn ∝ squared loss.
-    fn resample(&mut self, dead: &[usize], sample_size: usize, source: &mut dyn ActivationSource) -> Result<()> {
+    fn resample(
+        &mut self,
+        dead: &[usize],
+        sample_size: usize,
+        source: &mut dyn ActivationSource,
+    ) -> Result<()> {
         let cfg = self.state.config.clone();
         let mut sample = Array2::zeros((sample_size, cfg.d_in));
         source.next_batch(sample.view_mut())?;
@@ -441,7 +454,11 @@ impl Trainer {
         let mut weights: Vec<f64> = Vec::with_capacity(sample_size);
         for chunk in sample.axis_chunks_iter(Axis(0), cfg.batch_size) {
             let fwd = forward(&self.params, chunk, &settings);
-            weights.extend(squared_errors(chunk, &fwd.x_hat).iter().map(|&e| (e as f64).powi(2)));
+            weights.extend(
+                squared_errors(chunk, &fwd.x_hat)
+                    .iter()
+                    .map(|&e| (e as f64).powi(2)),
+            );
         }
         if weights.iter().sum::<f64>() <= 0.0 {
             weights.iter_mut().for_each(|w| *w = 1.0);
@@ -453,7 +470,13 @@ impl Trainer {
         };
         let alive_norms: Vec<f32> = (0..cfg.d_sae)
             .filter(|&i| !is_dead[i])
-            .map(|i| self.params.w_enc.row(i).dot(&self.params.w_enc.row(i)).sqrt())
+            .map(|i| {
+                self.params
+                    .w_enc
+                    .row(i)
+                    .dot(&self.params.w_enc.row(i))
+                    .sqrt()
+            })
             .collect();
         let mean_alive = if alive_norms.is_empty() {
             1.0
@@ -472,10 +495,18 @@ impl Trainer {
             let dec_norm = if cfg.unit_norm_decoder {
                 1.0
             } else {
-                self.params.w_dec.row(i).dot(&self.params.w_dec.row(i)).sqrt().max(1e-3)
+                self.params
+                    .w_dec
+                    .row(i)
+                    .dot(&self.params.w_dec.row(i))
+                    .sqrt()
+                    .max(1e-3)
             };
             self.params.w_dec.row_mut(i).assign(&(&dir * dec_norm));
-            self.params.w_enc.row_mut(i).assign(&(&dir * (0.2 * mean_alive)));
+            self.params
+                .w_enc
+                .row_mut(i)
+                .assign(&(&dir * (0.2 * mean_alive)));
             self.params.b_enc[i] = 0.0;
             self.reset_latent_state(i);
         }
@@ -510,7 +541,9 @@ impl Trainer {
             let bin = if c == 0 {
                 0
             } else {
-                1 + (((l - DENSITY_LOG10_MIN) / DENSITY_BIN_WIDTH).floor().max(0.0) as usize)
+                1 + (((l - DENSITY_LOG10_MIN) / DENSITY_BIN_WIDTH)
+                    .floor()
+                    .max(0.0) as usize)
                     .min(DENSITY_BINS - 1)
             };
             hist[bin] += 1;
@@ -533,7 +566,11 @@ impl Trainer {
             sparsity_coef,
             aux_loss: a.aux / n,
             l0: a.l0 / n,
-            fvu: if a.sq_var > 0.0 { a.sq_err / a.sq_var } else { 0.0 },
+            fvu: if a.sq_var > 0.0 {
+                a.sq_err / a.sq_var
+            } else {
+                0.0
+            },
             dead_fraction: dead as f64 / st.steps_since_fired.len() as f64,
             density_histogram: hist,
             decoder_mean_abs_cos: mean_cos,
@@ -553,7 +590,11 @@ impl Trainer {
     /// # Errors
     /// [`Error::NonFiniteLoss`] naming the last good checkpoint; source, evaluator and I/O
     /// errors.
-    pub fn fit(&mut self, source: &mut dyn ActivationSource, mut opts: FitOptions<'_>) -> Result<TrainReport> {
+    pub fn fit(
+        &mut self,
+        source: &mut dyn ActivationSource,
+        mut opts: FitOptions<'_>,
+    ) -> Result<TrainReport> {
         let cfg = self.state.config.clone();
         let end = opts.stop_after.map_or(cfg.steps, |s| s.min(cfg.steps));
         let out = opts.out_dir.clone();
@@ -588,7 +629,9 @@ impl Trainer {
             };
             self.handle_dead(source)?;
             let step = self.state.step;
-            let last = step == end;
+            // Logging depends only on the step (not on `stop_after`), so an interrupted and
+            // resumed run logs exactly what an uninterrupted one does.
+            let last = step == cfg.steps;
             let eval_now = opts.evaluator.is_some()
                 && ((opts.eval_every > 0 && step % opts.eval_every == 0) || last);
             if step % cfg.log_every == 0 || last {
@@ -601,11 +644,14 @@ impl Trainer {
                     append_line(&dir.join(METRICS_FILE), &m)?;
                 }
                 if let Some(bar) = &bar {
-                    bar.set_message(format!("mse {:.4} l0 {:.1} fvu {:.4} dead {:.3}", m.mse, m.l0, m.fvu, m.dead_fraction));
+                    bar.set_message(format!(
+                        "mse {:.4} l0 {:.1} fvu {:.4} dead {:.3}",
+                        m.mse, m.l0, m.fvu, m.dead_fraction
+                    ));
                 }
             }
             if let Some(dir) = &out {
-                if cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0 && !last {
+                if cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0 && step != end {
                     self.state.source_position = source.position();
                     let path = dir.join(CHECKPOINT_FILE);
                     self.save_checkpoint(&path)?;
@@ -656,9 +702,14 @@ impl Trainer {
             ),
             TrainArch::BatchTopK { .. } => (
                 Architecture::JumpRelu,
-                Some(Array1::from_elem(cfg.d_sae, self.state.batch_topk_threshold.unwrap_or(0.0))),
+                Some(Array1::from_elem(
+                    cfg.d_sae,
+                    self.state.batch_topk_threshold.unwrap_or(0.0),
+                )),
             ),
-            TrainArch::JumpRelu { .. } => (Architecture::JumpRelu, Some(p.log_threshold.mapv(f32::exp))),
+            TrainArch::JumpRelu { .. } => {
+                (Architecture::JumpRelu, Some(p.log_threshold.mapv(f32::exp)))
+            }
         };
         let mut sae_cfg = SaeConfig::new(architecture, cfg.d_in, cfg.d_sae);
         sae_cfg.apply_b_dec_to_input = cfg.apply_b_dec_to_input;
@@ -683,7 +734,11 @@ impl Trainer {
     /// # Errors
     /// [`Error::Tensors`] on write failure.
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
-        let sets = [("params", &self.params), ("adam_m", &self.m), ("adam_v", &self.v)];
+        let sets = [
+            ("params", &self.params),
+            ("adam_m", &self.m),
+            ("adam_v", &self.v),
+        ];
         let mut names = Vec::new();
         for (prefix, _) in &sets {
             for t in TENSOR_NAMES {
