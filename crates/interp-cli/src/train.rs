@@ -1,0 +1,150 @@
+//! `interp train`: train an SAE from a prepared activation file or from a model over a corpus.
+
+use std::error::Error as StdError;
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use interp_sae::train::{
+    ActivationMatrix, ActivationSource, FitOptions, TrainArch, TrainConfig, Trainer,
+    CHECKPOINT_FILE,
+};
+
+/// Architectures `interp train` can train.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Arch {
+    /// ReLU latents with an L1 penalty (`--l1`).
+    Relu,
+    /// TopK latents (`--k`) with the AuxK loss.
+    Topk,
+    /// BatchTopK (`--k` per token on average); saved as JumpReLU.
+    Batchtopk,
+    /// JumpReLU with an L0 penalty (`--l0`).
+    Jumprelu,
+}
+
+/// Arguments of `interp train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Activations `[.., d_in]` in a safetensors file (e.g. written by `interp cache`).
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    acts: Option<PathBuf>,
+    /// Tensor to read from --acts (default: the only one in the file).
+    #[arg(long, requires = "acts")]
+    tensor: Option<String>,
+    /// Model directory or hub id to collect activations from (with --corpus and --hook).
+    #[arg(long, requires_all = ["corpus", "hook"])]
+    model: Option<String>,
+    /// Text corpus: .txt (one document per line), .jsonl (a "text" field) or a directory of them.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// Hook whose activations the SAE reads (TransformerLens name, e.g. blocks.3.hook_resid_pre).
+    #[arg(long)]
+    hook: Option<String>,
+    /// Tokens per context window when reading a corpus.
+    #[arg(long, default_value_t = 128)]
+    context_size: usize,
+    /// Architecture.
+    #[arg(long, value_enum)]
+    arch: Arch,
+    /// Number of latents.
+    #[arg(long)]
+    d_sae: usize,
+    /// Active latents per token (topk, batchtopk).
+    #[arg(long, default_value_t = 32)]
+    k: usize,
+    /// L1 coefficient (relu).
+    #[arg(long, default_value_t = 1.0)]
+    l1: f32,
+    /// L0 coefficient (jumprelu).
+    #[arg(long, default_value_t = 0.01)]
+    l0: f32,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 2000)]
+    steps: u64,
+    /// Tokens per step.
+    #[arg(long, default_value_t = 4096)]
+    batch: usize,
+    /// Peak learning rate (default: scaled with the number of latents, see the docs).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Seed of initialisation and data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: u64,
+    /// Continue from <OUT>/checkpoint.safetensors instead of starting afresh.
+    #[arg(long)]
+    resume: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Output directory: the SAE (SAELens layout), metrics.jsonl, checkpoint, plots.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `interp train`.
+pub fn run(args: TrainArgs) -> Result<(), Box<dyn StdError>> {
+    let mut source: Box<dyn ActivationSource> = match &args.acts {
+        Some(path) => Box::new(ActivationMatrix::from_safetensors(
+            path,
+            args.tensor.as_deref(),
+            args.seed,
+        )?),
+        None => model_source(&args)?,
+    };
+    let arch = match args.arch {
+        Arch::Relu => TrainArch::relu(args.l1),
+        Arch::Topk => TrainArch::topk(args.k),
+        Arch::Batchtopk => TrainArch::batch_topk(args.k),
+        Arch::Jumprelu => TrainArch::jumprelu(args.l0),
+    };
+    let mut cfg = TrainConfig::new(arch, source.d_in(), args.d_sae, args.steps);
+    cfg.batch_size = args.batch;
+    cfg.seed = args.seed;
+    cfg.checkpoint_every = args.checkpoint_every;
+    if let Some(lr) = args.lr {
+        cfg.lr = lr;
+    }
+    let checkpoint = args.out.join(CHECKPOINT_FILE);
+    let mut trainer = if args.resume {
+        Trainer::resume(&checkpoint, source.as_mut())?
+    } else {
+        Trainer::new(cfg, source.as_mut())?
+    };
+    let report = trainer.fit(
+        source.as_mut(),
+        FitOptions {
+            out_dir: Some(args.out.clone()),
+            progress: !args.quiet,
+            ..FitOptions::default()
+        },
+    )?;
+    if let (Some(hook), Some(dir)) = (&args.hook, &report.sae_dir) {
+        let mut sae = interp_sae::load(dir)?;
+        sae.set_hook_name(hook);
+        interp_sae::formats::saelens::save(
+            &sae,
+            dir,
+            interp_sae::formats::saelens::load_sparsity(dir)?.as_deref(),
+        )?;
+    }
+    if let Some(last) = report.history.last() {
+        println!(
+            "step {}: mse {:.4}  fvu {:.4}  l0 {:.1}  dead {:.2}%  -> {}",
+            last.step,
+            last.mse,
+            last.fvu,
+            last.l0,
+            100.0 * last.dead_fraction,
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn model_source(args: &TrainArgs) -> Result<Box<dyn ActivationSource>, Box<dyn StdError>> {
+    let _ = (&args.model, &args.corpus, &args.hook, args.context_size);
+    Err("training from a model is not wired yet".into())
+}

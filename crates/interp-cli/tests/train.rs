@@ -1,0 +1,169 @@
+//! The `interp train` contract: SAELens output + metrics from an activation file, typed
+//! failures, and checkpoints that survive the process being killed at any moment.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use interp_sae::train::synthetic::superposition;
+use interp_sae::train::{ActivationMatrix, Trainer, CHECKPOINT_FILE, METRICS_FILE};
+
+fn write_acts(path: &Path, n: usize, d: usize) -> ndarray::Array2<f32> {
+    let acts = superposition(d, 4 * d, 3.0, n, 11).activations;
+    interp_core::write_safetensors(
+        path,
+        [(
+            "blocks.0.hook_resid_pre",
+            &[n, d][..],
+            acts.as_slice().unwrap(),
+        )],
+    )
+    .unwrap();
+    acts
+}
+
+fn interp(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_interp"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn train_from_an_activation_file_writes_a_saelens_sae_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let acts = dir.path().join("acts.safetensors");
+    let x = write_acts(&acts, 4000, 16);
+    let out = dir.path().join("sae");
+    for arch in ["relu", "topk", "batchtopk", "jumprelu"] {
+        let run = interp(&[
+            "train",
+            "--acts",
+            acts.to_str().unwrap(),
+            "--arch",
+            arch,
+            "--d-sae",
+            "64",
+            "--k",
+            "3",
+            "--steps",
+            "40",
+            "--batch",
+            "128",
+            "--seed",
+            "3",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            run.status.success(),
+            "{arch}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let sae = interp_sae::load(&out).unwrap();
+        assert_eq!((sae.d_in(), sae.d_sae()), (16, 64));
+        let recon = sae.forward(x.slice(ndarray::s![..10, ..])).unwrap();
+        assert!(recon.iter().all(|v| v.is_finite()));
+        let log = std::fs::read_to_string(out.join(METRICS_FILE)).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["step"], 40, "{arch}");
+        assert!(last["fvu"].as_f64().unwrap() < 1.0, "{arch}: {last}");
+    }
+    let info = interp(&["sae", "info", "--sae", out.to_str().unwrap()]);
+    assert!(info.status.success());
+}
+
+#[test]
+fn bad_training_requests_fail_with_a_message_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let acts = dir.path().join("acts.safetensors");
+    write_acts(&acts, 100, 8);
+    let out = dir.path().join("sae");
+    let cases: [(&[&str], &str); 3] = [
+        (&["--arch", "topk", "--d-sae", "16", "--k", "17"], "k = 17"),
+        (&["--arch", "relu", "--d-sae", "16", "--l1=-1"], "l1"),
+        (
+            &["--arch", "topk", "--d-sae", "16", "--tensor", "nope"],
+            "nope",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec![
+            "train",
+            "--acts",
+            acts.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let run = interp(&args);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success());
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// SIGKILL the trainer at arbitrary moments while it checkpoints every step: whatever is on disk
+/// must always be a complete checkpoint that resumes.
+#[test]
+fn killing_training_mid_checkpoint_leaves_a_loadable_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let acts = dir.path().join("acts.safetensors");
+    write_acts(&acts, 2000, 64);
+    let out = dir.path().join("sae");
+    let mut resumed_steps = Vec::new();
+    for (round, wait_ms) in [700u64, 450, 900, 300, 1100].into_iter().enumerate() {
+        let mut args = vec![
+            "train",
+            "--acts",
+            acts.to_str().unwrap(),
+            "--arch",
+            "topk",
+            "--d-sae",
+            "8192",
+            "--k",
+            "8",
+            "--steps",
+            "100000",
+            "--batch",
+            "64",
+            "--checkpoint-every",
+            "1",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if round > 0 {
+            args.push("--resume");
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_interp"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        // Wait until a first checkpoint exists before killing.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !out.join(CHECKPOINT_FILE).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "round {round}: the trainer should have been killed"
+        );
+        let mut source = ActivationMatrix::from_safetensors(&acts, None, 0).unwrap();
+        let trainer = Trainer::resume(&out.join(CHECKPOINT_FILE), &mut source)
+            .unwrap_or_else(|e| panic!("round {round}: checkpoint unreadable after kill: {e}"));
+        resumed_steps.push(trainer.step_count());
+    }
+    assert!(
+        resumed_steps.windows(2).all(|w| w[0] <= w[1]),
+        "{resumed_steps:?}"
+    );
+    assert!(resumed_steps.last().unwrap() > &0);
+}
