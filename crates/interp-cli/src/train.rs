@@ -3,11 +3,19 @@
 use std::error::Error as StdError;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use clap::ValueEnum;
+use interp_models::prelude::*;
+use interp_sae::splice::SpliceEvaluator;
+use interp_sae::store::{token_windows, ActivationStore, Corpus, StoreConfig};
 use interp_sae::train::{
-    ActivationMatrix, ActivationSource, FitOptions, TrainArch, TrainConfig, Trainer,
+    ActivationMatrix, ActivationSource, Evaluator, FitOptions, TrainArch, TrainConfig, Trainer,
     CHECKPOINT_FILE,
 };
+
+/// Windows of the corpus used to measure CE loss recovered while training from a model.
+const EVAL_WINDOWS: usize = 16;
 
 /// Architectures `interp train` can train.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -76,6 +84,10 @@ pub struct TrainArgs {
     /// Continue from <OUT>/checkpoint.safetensors instead of starting afresh.
     #[arg(long)]
     resume: bool,
+    /// With --model: measure CE loss recovered and KL with the SAE spliced in every this many
+    /// steps (0: only at the end).
+    #[arg(long, default_value_t = 500)]
+    eval_every: u64,
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
@@ -86,13 +98,19 @@ pub struct TrainArgs {
 
 /// Runs `interp train`.
 pub fn run(args: TrainArgs) -> Result<(), Box<dyn StdError>> {
-    let mut source: Box<dyn ActivationSource> = match &args.acts {
-        Some(path) => Box::new(ActivationMatrix::from_safetensors(
-            path,
-            args.tensor.as_deref(),
-            args.seed,
-        )?),
-        None => model_source(&args)?,
+    let (mut source, mut evaluator): (Box<dyn ActivationSource>, _) = match &args.acts {
+        Some(path) => (
+            Box::new(ActivationMatrix::from_safetensors(
+                path,
+                args.tensor.as_deref(),
+                args.seed,
+            )?) as Box<dyn ActivationSource>,
+            None,
+        ),
+        None => {
+            let (store, evaluator) = model_source(&args)?;
+            (store, Some(evaluator))
+        }
     };
     let arch = match args.arch {
         Arch::Relu => TrainArch::relu(args.l1),
@@ -118,6 +136,8 @@ pub fn run(args: TrainArgs) -> Result<(), Box<dyn StdError>> {
         FitOptions {
             out_dir: Some(args.out.clone()),
             progress: !args.quiet,
+            eval_every: args.eval_every,
+            evaluator: evaluator.as_mut().map(|e| e as &mut dyn Evaluator),
             ..FitOptions::default()
         },
     )?;
@@ -144,7 +164,28 @@ pub fn run(args: TrainArgs) -> Result<(), Box<dyn StdError>> {
     Ok(())
 }
 
-fn model_source(args: &TrainArgs) -> Result<Box<dyn ActivationSource>, Box<dyn StdError>> {
-    let _ = (&args.model, &args.corpus, &args.hook, args.context_size);
-    Err("training from a model is not wired yet".into())
+/// An activation store over `--corpus` at `--hook`, and an evaluator splicing the SAE back
+/// into the model on the corpus' first windows.
+fn model_source(
+    args: &TrainArgs,
+) -> Result<(Box<dyn ActivationSource>, SpliceEvaluator<Cpu>), Box<dyn StdError>> {
+    let (Some(name), Some(corpus), Some(hook)) = (&args.model, &args.corpus, &args.hook) else {
+        unreachable!("clap requires --corpus and --hook with --model")
+    };
+    let model = Arc::new(HookedTransformer::<Cpu>::from_pretrained(
+        name,
+        &Default::default(),
+    )?);
+    let corpus = Corpus::open(corpus)?;
+    let mut cfg = StoreConfig::new([hook.clone()]);
+    cfg.context_size = args.context_size;
+    cfg.seed = args.seed;
+    cfg.progress = false;
+    cfg.model_name = Some(name.clone());
+    let windows: Vec<Vec<u32>> = token_windows(&model, &corpus, &cfg)?
+        .take(EVAL_WINDOWS)
+        .collect::<Result<_, _>>()?;
+    let evaluator = SpliceEvaluator::new(model.clone(), hook.clone(), windows)?;
+    let store = ActivationStore::new(model, corpus, cfg)?;
+    Ok((Box::new(store), evaluator))
 }

@@ -167,3 +167,88 @@ fn killing_training_mid_checkpoint_leaves_a_loadable_checkpoint() {
     );
     assert!(resumed_steps.last().unwrap() > &0);
 }
+
+fn tiny_model() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../interp-models/tests/fixtures/gpt2/tiny-gpt2")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn train_from_a_model_over_a_corpus_logs_ce_loss_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.jsonl");
+    let lines: String = (0..60)
+        .map(|i| {
+            format!("{{\"text\": \"Je suis heureux {i}. The cat sat on the mat number {i}.\"}}\n")
+        })
+        .collect();
+    std::fs::write(&corpus, lines).unwrap();
+    let out = dir.path().join("sae");
+    let model = tiny_model();
+    let base = [
+        "train",
+        "--model",
+        &model,
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--arch",
+        "topk",
+        "--d-sae",
+        "32",
+        "--k",
+        "4",
+        "--steps",
+        "20",
+        "--batch",
+        "64",
+        "--context-size",
+        "16",
+        "--eval-every",
+        "10",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--hook", "blocks.1.hook_resid_pre"]);
+    let run = interp(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let sae = interp_sae::load(&out).unwrap();
+    assert_eq!(
+        sae.config().metadata.hook_name.as_deref(),
+        Some("blocks.1.hook_resid_pre")
+    );
+    let log = std::fs::read_to_string(out.join(METRICS_FILE)).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    let eval = &last["eval"];
+    assert!(
+        eval["ce_loss_spliced"].as_f64().unwrap().is_finite(),
+        "{last}"
+    );
+    assert!(eval["kl_spliced"].as_f64().unwrap() >= 0.0, "{last}");
+    assert_eq!(eval["hook"], "blocks.1.hook_resid_pre");
+
+    let mut bad_hook = base.to_vec();
+    bad_hook.extend(["--hook", "blocks.9.hook_resid_pre"]);
+    let run = interp(&bad_hook);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("blocks.9") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    std::fs::write(&corpus, "").unwrap();
+    let run = interp(&args);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("empty") && !err.contains("panicked"),
+        "{err}"
+    );
+}

@@ -97,7 +97,12 @@ pub fn splice_metrics_sae<B: Backend>(
     windows: &[Vec<u32>],
     options: &SpliceOptions,
 ) -> Result<SpliceMetrics> {
-    splice_metrics(model, &DeviceSae::new(sae, model.device()), windows, options)
+    splice_metrics(
+        model,
+        &DeviceSae::new(sae, model.device()),
+        windows,
+        options,
+    )
 }
 
 /// Cross-entropy and KL of `model` on `windows` clean, with `sae` spliced in at its hook
@@ -233,8 +238,7 @@ fn evaluate_group<B: Backend>(
         .iter()
         .flat_map(|w| w[1..].iter().map(|&t| i64::from(t)))
         .collect();
-    let targets =
-        Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [n, len - 1, 1]), device);
+    let targets = Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [n, len - 1, 1]), device);
     let nll = |lp: &Tensor<B, 3>| -> Result<Vec<f32>> {
         host(
             lp.clone()
@@ -270,8 +274,7 @@ fn masked_splice<B: Backend>(
 ) -> Result<Tensor<B, 3>> {
     let device = model.device();
     let ignored: Vec<bool> = keep.iter().map(|k| !k).collect();
-    let ignored =
-        Tensor::<B, 3, Bool>::from_data(TensorData::new(ignored, [n, len, 1]), device);
+    let ignored = Tensor::<B, 3, Bool>::from_data(TensorData::new(ignored, [n, len, 1]), device);
     let module = sae.clone();
     let spec = HookSpec::new().hook(hook, move |act, _| {
         let dims = act.dims();
@@ -293,4 +296,52 @@ fn masked_splice<B: Backend>(
         }
     });
     Ok(model.run_with_hooks(batch, &spec)?)
+}
+
+/// A [`crate::train::Evaluator`] that reports [`SpliceMetrics`] of the SAE being trained, spliced
+/// at `hook` into `model` on fixed evaluation windows (`ce_loss_recovered`, `kl_spliced`, …
+/// appear under `eval` in `metrics.jsonl`).
+pub struct SpliceEvaluator<B: Backend> {
+    model: std::sync::Arc<HookedTransformer<B>>,
+    hook: String,
+    windows: Vec<Vec<u32>>,
+    options: SpliceOptions,
+}
+
+impl<B: Backend> SpliceEvaluator<B> {
+    /// Evaluates at `hook` on `windows` (e.g. the first windows of [`crate::store::token_windows`]
+    /// over a held-out corpus), ignoring BOS/EOS positions as SAELens' `run_evals` does.
+    ///
+    /// # Errors
+    /// [`Error::Data`] when there are no windows.
+    pub fn new(
+        model: std::sync::Arc<HookedTransformer<B>>,
+        hook: impl Into<String>,
+        windows: Vec<Vec<u32>>,
+    ) -> Result<Self> {
+        if windows.is_empty() {
+            return Err(Error::Data {
+                reason: "no evaluation windows".into(),
+            });
+        }
+        let options = SpliceOptions::ignoring_special_tokens(&model);
+        Ok(SpliceEvaluator {
+            model,
+            hook: hook.into(),
+            windows,
+            options,
+        })
+    }
+}
+
+impl<B: Backend> crate::train::Evaluator for SpliceEvaluator<B> {
+    fn evaluate(&mut self, sae: &Sae) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let mut sae = sae.clone();
+        sae.set_hook_name(&self.hook);
+        let m = splice_metrics_sae(&self.model, &sae, &self.windows, &self.options)?;
+        match serde_json::to_value(m).expect("metrics serialise") {
+            serde_json::Value::Object(map) => Ok(map),
+            _ => unreachable!("a struct serialises to an object"),
+        }
+    }
 }

@@ -31,9 +31,11 @@
 //! re-reads and re-tokenizes the corpus up to that point and replays the buffer's fills and
 //! shuffles on row *identities* only (window, position), then runs the model on just the
 //! forward batches that still have rows in the buffer (the same batches as the original run, so
-//! the activations are bit-identical). Cost: tokenizing the corpus read so far, plus forwards
-//! of roughly `log2(context_size)` buffer fills' worth of windows; memory: the tokens of those
-//! windows.
+//! on a deterministic backend the activations are bit-identical). Cost: re-reading and re-tokenizing the corpus read so
+//! far (no forward passes), then forwards over about `(log2(context_size) + 1) / 2` buffer
+//! capacities of tokens (a row survives `k` refills with probability `2^-k`; e.g. ~4 ×
+//! `buffer_rows` tokens at context 128), however long the run was; memory: those windows'
+//! tokens.
 //!
 //! # Shards
 //!
@@ -354,6 +356,8 @@ struct Packer {
     passes: u64,
     tokens_this_pass: u64,
     exhausted: bool,
+    /// The error that stopped the corpus, repeated by every later call.
+    failed: Option<String>,
 }
 
 impl Packer {
@@ -368,6 +372,7 @@ impl Packer {
             passes: 0,
             tokens_this_pass: 0,
             exhausted: false,
+            failed: None,
         }
     }
 
@@ -405,8 +410,22 @@ impl Packer {
         }
     }
 
-    /// The next full window; `None` once the corpus is done (without `cycle`).
+    /// The next full window; `None` once the corpus is done (without `cycle`). After an error
+    /// (unreadable file, malformed line) every call fails.
     fn next_window(&mut self, tokenizer: &TextTokenizer) -> Result<Option<Vec<u32>>> {
+        if let Some(reason) = &self.failed {
+            return Err(data_err(format!(
+                "the corpus stopped at an earlier error: {reason}"
+            )));
+        }
+        let window = self.pack(tokenizer);
+        if let Err(e) = &window {
+            self.failed = Some(e.to_string());
+        }
+        window
+    }
+
+    fn pack(&mut self, tokenizer: &TextTokenizer) -> Result<Option<Vec<u32>>> {
         if self.exhausted {
             return Ok(None);
         }
@@ -440,6 +459,87 @@ impl Packer {
             self.used += take;
         }
     }
+}
+
+/// The token windows an [`ActivationStore`] with the same corpus and configuration runs
+/// through the model, in order (window `i` is [`RowOrigin::window`] `i`): for inspection, and
+/// as evaluation windows for [`crate::splice`]. Made by [`token_windows`].
+#[derive(Debug)]
+pub struct TokenWindows {
+    packer: Packer,
+    tokenizer: TextTokenizer,
+    done: bool,
+}
+
+impl Iterator for TokenWindows {
+    type Item = Result<Vec<u32>>;
+
+    /// The next window; after an error, `None`.
+    fn next(&mut self) -> Option<Result<Vec<u32>>> {
+        if self.done {
+            return None;
+        }
+        let next = self.packer.next_window(&self.tokenizer).transpose();
+        self.done = !matches!(next, Some(Ok(_)));
+        next
+    }
+}
+
+/// The windows `cfg` cuts `corpus` into for `model` (its tokenizer and BOS token); with
+/// `cfg.cycle` the iterator never ends.
+///
+/// # Errors
+/// As [`ActivationStore::new`], for the tokenizer, BOS token and context size.
+pub fn token_windows<B: Backend>(
+    model: &HookedTransformer<B>,
+    corpus: &Corpus,
+    cfg: &StoreConfig,
+) -> Result<TokenWindows> {
+    let rule = window_rule(model.cfg(), cfg)?;
+    Ok(TokenWindows {
+        packer: Packer::new(corpus, rule),
+        tokenizer: model.tokenizer()?.clone(),
+        done: false,
+    })
+}
+
+/// Checks the window settings of `cfg` against the model.
+fn window_rule(mcfg: &ModelConfig, cfg: &StoreConfig) -> Result<WindowRule> {
+    let bos = match mcfg.bos_token_id.or(mcfg.eos_token_id) {
+        Some(b) => b,
+        None if cfg.prepend_bos || cfg.separate_with_bos => {
+            return Err(config_err(
+                "prepend_bos / separate_with_bos need a model with a BOS or EOS token",
+            ))
+        }
+        // No BOS: nothing is excluded as BOS.
+        None => u32::MAX,
+    };
+    let ctx = cfg.context_size;
+    let min_ctx = 1 + usize::from(cfg.prepend_bos);
+    if ctx < min_ctx || ctx > mcfg.n_ctx {
+        return Err(config_err(format!(
+            "context_size {ctx} must be in {min_ctx}..={} (the model's n_ctx)",
+            mcfg.n_ctx
+        )));
+    }
+    Ok(WindowRule {
+        context_size: ctx,
+        bos,
+        prepend_bos: cfg.prepend_bos,
+        separate_with_bos: cfg.separate_with_bos,
+        cycle: cfg.cycle,
+    })
+}
+
+/// Where a row came from: window `window` (counting from the start of the corpus, across
+/// passes; see [`token_windows`]) at token position `position`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RowOrigin {
+    /// The window index.
+    pub window: u64,
+    /// The position in the window.
+    pub position: usize,
 }
 
 // ------------------------------------------------------------------------------------ store
@@ -597,8 +697,11 @@ impl Mixer {
         Mixer {
             capacity,
             dims: dims.to_vec(),
-            ids: Vec::new(),
-            rows: dims.iter().map(|_| Vec::new()).collect(),
+            ids: Vec::with_capacity(capacity),
+            rows: dims
+                .iter()
+                .map(|&d| Vec::with_capacity(capacity * d))
+                .collect(),
             cursor: 0,
             out_end: 0,
             peak: 0,
@@ -704,11 +807,7 @@ impl<B: Backend> ActivationStore<B> {
     /// [`Error::Model`] for a hook the model does not have or a model without tokenizer;
     /// [`Error::Unsupported`] for attention scores/pattern hooks; [`Error::TrainConfig`] for
     /// an impossible configuration; [`Error::Data`] for an empty or malformed corpus.
-    pub fn new(
-        model: Arc<HookedTransformer<B>>,
-        corpus: Corpus,
-        cfg: StoreConfig,
-    ) -> Result<Self> {
+    pub fn new(model: Arc<HookedTransformer<B>>, corpus: Corpus, cfg: StoreConfig) -> Result<Self> {
         let mcfg = model.cfg().clone();
         if cfg.hooks.is_empty() {
             return Err(config_err("the store needs at least one hook"));
@@ -723,24 +822,8 @@ impl<B: Backend> ActivationStore<B> {
             dims.push(hook_width(&mcfg, point)?);
             points.push(point);
         }
-        let bos = match mcfg.bos_token_id.or(mcfg.eos_token_id) {
-            Some(b) => b,
-            None if cfg.prepend_bos || cfg.separate_with_bos => {
-                return Err(config_err(
-                    "prepend_bos / separate_with_bos need a model with a BOS or EOS token",
-                ))
-            }
-            // No BOS: nothing is excluded as BOS.
-            None => u32::MAX,
-        };
-        let ctx = cfg.context_size;
-        let min_ctx = 1 + usize::from(cfg.prepend_bos);
-        if ctx < min_ctx || ctx > mcfg.n_ctx {
-            return Err(config_err(format!(
-                "context_size {ctx} must be in {min_ctx}..={} (the model's n_ctx)",
-                mcfg.n_ctx
-            )));
-        }
+        let rule = window_rule(&mcfg, &cfg)?;
+        let (bos, ctx) = (rule.bos, rule.context_size);
         if cfg.windows_per_forward == 0 {
             return Err(config_err("windows_per_forward must be at least 1"));
         }
@@ -755,14 +838,6 @@ impl<B: Backend> ActivationStore<B> {
                 2 * rows_per_window
             )));
         }
-        model.tokenizer()?;
-        let rule = WindowRule {
-            context_size: ctx,
-            bos,
-            prepend_bos: cfg.prepend_bos,
-            separate_with_bos: cfg.separate_with_bos,
-            cycle: cfg.cycle,
-        };
         // Fail on an empty corpus (or one shorter than a window) before any forward pass.
         let mut probe = Packer::new(&corpus, rule);
         if probe.next_window(model.tokenizer()?)?.is_none() {
@@ -902,7 +977,9 @@ impl<B: Backend> ActivationStore<B> {
                     if !self.keeps(tokens, p) {
                         continue;
                     }
-                    self.mixer.ids.push((first + wi as u64) * ctx as u64 + p as u64);
+                    self.mixer
+                        .ids
+                        .push((first + wi as u64) * ctx as u64 + p as u64);
                     if let Some(values) = &values {
                         let row = wi * ctx + p;
                         for ((buf, v), &d) in self.mixer.rows.iter_mut().zip(values).zip(&self.dims)
@@ -929,8 +1006,8 @@ impl<B: Backend> ActivationStore<B> {
         Ok(())
     }
 
-    /// Hands out `n` rows: calls `sink(hook, first_slot, count)` for runs of rows in buffer
-    /// order, or only advances while replaying.
+    /// Hands out `n` rows, refilling as needed: calls `sink(mixer, rows_done, first_slot,
+    /// count)` for each run of consecutive buffer slots (a no-op sink while replaying).
     fn advance(
         &mut self,
         n: usize,
@@ -985,8 +1062,34 @@ impl<B: Backend> ActivationStore<B> {
         Ok(out)
     }
 
+    /// [`ActivationStore::next_batches`], and where each row came from.
+    ///
+    /// # Errors
+    /// As [`ActivationStore::next_batches`].
+    pub fn next_batches_with_origin(
+        &mut self,
+        n: usize,
+    ) -> Result<(Vec<Array2<f32>>, Vec<RowOrigin>)> {
+        let mut out: Vec<Array2<f32>> = self.dims.iter().map(|&d| Array2::zeros((n, d))).collect();
+        let mut origins = Vec::with_capacity(n);
+        {
+            let mut views: Vec<ArrayViewMut2<'_, f32>> =
+                out.iter_mut().map(|a| a.view_mut()).collect();
+            self.fill_views_with(&mut views, Some(&mut origins))?;
+        }
+        Ok((out, origins))
+    }
+
     /// Fills each of `batches` (`[n, d_hook]`, in hook order, the same `n`) with the next rows.
     fn fill_views(&mut self, batches: &mut [ArrayViewMut2<'_, f32>]) -> Result<()> {
+        self.fill_views_with(batches, None)
+    }
+
+    fn fill_views_with(
+        &mut self,
+        batches: &mut [ArrayViewMut2<'_, f32>],
+        mut origins: Option<&mut Vec<RowOrigin>>,
+    ) -> Result<()> {
         for (i, (b, &d)) in batches.iter().zip(&self.dims).enumerate() {
             if b.ncols() != d {
                 return Err(Error::InputWidth {
@@ -1004,17 +1107,21 @@ impl<B: Backend> ActivationStore<B> {
         }
         let n = batches.first().map_or(0, |b| b.nrows());
         let dims = self.dims.clone();
+        let ctx = self.cfg.context_size as u64;
         self.advance(n, None, |mixer, at, slot, count| {
+            if let Some(origins) = origins.as_deref_mut() {
+                origins.extend(mixer.ids[slot..slot + count].iter().map(|&id| RowOrigin {
+                    window: id / ctx,
+                    position: (id % ctx) as usize,
+                }));
+            }
             for ((batch, buf), &d) in batches.iter_mut().zip(&mixer.rows).zip(&dims) {
                 let src = &buf[slot * d..(slot + count) * d];
                 for (r, row) in src.chunks_exact(d).enumerate() {
                     let mut dst = batch.row_mut(at + r);
                     match dst.as_slice_mut() {
                         Some(s) => s.copy_from_slice(row),
-                        None => dst
-                            .iter_mut()
-                            .zip(row)
-                            .for_each(|(dst, &src)| *dst = src),
+                        None => dst.iter_mut().zip(row).for_each(|(dst, &src)| *dst = src),
                     }
                 }
             }
@@ -1056,7 +1163,8 @@ impl<B: Backend> ActivationStore<B> {
         self.rows_out = 0;
         self.exhausted = false;
         let mut chunks = ReplayChunks::new();
-        self.progress.set_message("replaying to the saved position:");
+        self.progress
+            .set_message("replaying to the saved position:");
         let replayed = self.advance_replay(pos.rows_out, &mut chunks);
         self.progress.set_message("activations:");
         replayed?;
@@ -1121,7 +1229,8 @@ impl<B: Backend> ActivationStore<B> {
 
     /// Writes the next `n_rows` rows to `dir` as shards of at most `rows_per_shard` rows
     /// (`shard_00000.safetensors`, …: one f32 tensor `[rows, d]` per hook, named by the hook)
-    /// and then `manifest.json`, each file atomically. Returns the manifest.
+    /// and then `manifest.json`, each file atomically (the manifest last, so a directory whose
+    /// writing died has no manifest, or the previous one). Returns the manifest.
     ///
     /// # Errors
     /// [`Error::TrainConfig`] for zero sizes; [`Error::Tensors`] / [`Error::Io`] on write
@@ -1149,7 +1258,8 @@ impl<B: Backend> ActivationStore<B> {
                 (
                     n.as_str(),
                     &s[..],
-                    b.as_slice().expect("freshly allocated arrays are contiguous"),
+                    b.as_slice()
+                        .expect("freshly allocated arrays are contiguous"),
                 )
             });
             interp_core::write_safetensors(&dir.join(&file), tensors)?;
@@ -1460,7 +1570,8 @@ impl ShardReader {
     /// # Errors
     /// Shard read errors; [`Error::NonFinite`] for NaN/inf in a shard.
     pub fn next_batches(&mut self, n: usize) -> Result<Vec<Array2<f32>>> {
-        let mut out: Vec<Array2<f32>> = self.dims().iter().map(|&d| Array2::zeros((n, d))).collect();
+        let mut out: Vec<Array2<f32>> =
+            self.dims().iter().map(|&d| Array2::zeros((n, d))).collect();
         {
             let mut views: Vec<ArrayViewMut2<'_, f32>> =
                 out.iter_mut().map(|a| a.view_mut()).collect();

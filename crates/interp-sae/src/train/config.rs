@@ -279,7 +279,7 @@ impl TrainConfig {
                 self.beta1, self.beta2
             ));
         }
-        if !(self.eps > 0.0) {
+        if self.eps.is_nan() || self.eps <= 0.0 {
             return bad(format!("Adam eps = {} must be positive", self.eps));
         }
         if let Some(c) = self.grad_clip {
