@@ -3,16 +3,17 @@
 //!
 //! 512 random unit directions in 64 dimensions; each activation is a sparse non-negative
 //! combination (about 5 active, magnitudes in [0.5, 1.5)). A TopK SAE (k = 5) and a ReLU-L1
-//! SAE with 512 latents each are trained with the library defaults; the score is the mean over
+//! SAE (decoder-norm-weighted L1 = 1.5) with 512 latents each are trained with the library
+//! defaults; the score is the mean over
 //! true features of the best cosine similarity with a learned decoder row (MMCS).
 //!
-//! `cargo run --release --example train_synthetic [steps]` (default 4000 steps of 1024 tokens).
+//! `cargo run --release --example train_synthetic [steps]` (default 6000 steps of 1024 tokens).
 
 use interp::sae::train::synthetic::{mean_max_cosine, superposition};
 use interp::sae::train::{ActivationMatrix, FitOptions, TrainArch, TrainConfig, Trainer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let steps: u64 = std::env::args().nth(1).map_or(Ok(4000), |s| s.parse())?;
+    let steps: u64 = std::env::args().nth(1).map_or(Ok(6000), |s| s.parse())?;
     let data = superposition(64, 512, 5.0, 200_000, 0);
     println!(
         "{} activations, d = 64, 512 true features, ~5 active",
@@ -20,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for (name, arch) in [
         ("TopK k=5", TrainArch::topk(5)),
-        ("ReLU L1=3", TrainArch::relu(3.0)),
+        ("ReLU L1=1.5", TrainArch::relu(1.5)),
     ] {
         let mut source = ActivationMatrix::new(data.activations.clone(), 0)?;
         let mut cfg = TrainConfig::new(arch, 64, 512, steps);

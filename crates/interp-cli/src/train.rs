@@ -60,8 +60,8 @@ pub struct TrainArgs {
     /// Active latents per token (topk, batchtopk).
     #[arg(long, default_value_t = 32)]
     k: usize,
-    /// L1 coefficient (relu).
-    #[arg(long, default_value_t = 1.0)]
+    /// L1 coefficient (relu; weighted by decoder norms, on inputs normalised to E‖x‖² = d_in).
+    #[arg(long, default_value_t = 1.5)]
     l1: f32,
     /// L0 coefficient (jumprelu).
     #[arg(long, default_value_t = 0.01)]

@@ -49,12 +49,13 @@ pub enum TrainArch {
 }
 
 impl TrainArch {
-    /// ReLU with L1 coefficient `l1` and default warm-up and weighting.
+    /// ReLU with L1 coefficient `l1`, weighted by decoder norms (Anthropic, April 2024 update);
+    /// [`TrainConfig::new`] sets the warm-up to 5% of the steps and frees the decoder norms.
     pub fn relu(l1: f32) -> Self {
         TrainArch::Relu {
             l1,
             l1_warmup_steps: 0,
-            weight_by_decoder_norm: false,
+            weight_by_decoder_norm: true,
         }
     }
 
@@ -212,9 +213,24 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// Defaults: batch 4096, lr [`default_lr`] with 1% warm-up and 20% linear decay, Adam (0.9, 0.999),
-    /// unit-norm decoder, b_dec at the geometric median, tied input bias, dead after 100 steps,
+    /// unit-norm decoder (free norms for the decoder-norm-weighted ReLU L1, whose coefficient
+    /// warms up over 5% of the steps), b_dec at the geometric median, tied input bias, dead after 100 steps,
     /// resampling every 25% of the steps for the ReLU/JumpReLU families (TopK relies on AuxK).
-    pub fn new(arch: TrainArch, d_in: usize, d_sae: usize, steps: u64) -> Self {
+    pub fn new(mut arch: TrainArch, d_in: usize, d_sae: usize, steps: u64) -> Self {
+        // The decoder-norm-weighted L1 needs free decoder norms (it is what keeps them in
+        // check); it is also what recovers a planted dictionary best (docs/training.md).
+        let mut unit_norm_decoder = true;
+        if let TrainArch::Relu {
+            l1_warmup_steps,
+            weight_by_decoder_norm,
+            ..
+        } = &mut arch
+        {
+            unit_norm_decoder = !*weight_by_decoder_norm;
+            if *l1_warmup_steps == 0 {
+                *l1_warmup_steps = steps / 20;
+            }
+        }
         let dead = match arch {
             TrainArch::Relu { .. } | TrainArch::JumpRelu { .. } => DeadPolicy::Resample {
                 every: (steps / 4).max(1),
@@ -238,7 +254,7 @@ impl TrainConfig {
             beta2: 0.999,
             eps: 1e-8,
             grad_clip: None,
-            unit_norm_decoder: true,
+            unit_norm_decoder,
             b_dec_init: BDecInit::GeometricMedian,
             apply_b_dec_to_input: true,
             dead,
