@@ -164,11 +164,12 @@ pub fn run(args: TrainArgs) -> Result<(), Box<dyn StdError>> {
     Ok(())
 }
 
+/// Activations streamed from a model, and the evaluator of the SAE spliced back into it.
+type ModelSource = (Box<dyn ActivationSource>, SpliceEvaluator<Cpu>);
+
 /// An activation store over `--corpus` at `--hook`, and an evaluator splicing the SAE back
 /// into the model on the corpus' first windows.
-fn model_source(
-    args: &TrainArgs,
-) -> Result<(Box<dyn ActivationSource>, SpliceEvaluator<Cpu>), Box<dyn StdError>> {
+fn model_source(args: &TrainArgs) -> Result<ModelSource, Box<dyn StdError>> {
     let (Some(name), Some(corpus), Some(hook)) = (&args.model, &args.corpus, &args.hook) else {
         unreachable!("clap requires --corpus and --hook with --model")
     };

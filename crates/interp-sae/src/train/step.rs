@@ -535,14 +535,17 @@ fn dense_backward(
         Array1::from_elem(d_sae, coef * inv_b)
     };
 
-    // Per fixed row chunk: turn g into ∂L/∂pre and collect per-latent sums
-    // (fired counts, Σz, Σ|z|·w, threshold gradient, L0).
+    // Per fixed row chunk: turn g into ∂L/∂pre and collect per-latent sums (fired counts, Σz,
+    // Σ ∂L/∂pre for b_enc, the threshold gradient). Plain slices: this pass touches every
+    // element of three [batch, d_sae] matrices.
     struct Partial {
         fired: Vec<u32>,
-        z_sum: Array1<f32>,
-        sparsity: f64,
-        d_theta: Array1<f32>,
+        z_sum: Vec<f32>,
+        g_sum: Vec<f32>,
+        d_theta: Vec<f32>,
     }
+    let l1_grad = l1_grad.as_slice().expect("contiguous");
+    let theta = jump.as_ref().map(|(eps, t)| (*eps, t.as_slice().expect("contiguous")));
     let parts: Vec<Partial> = g
         .axis_chunks_iter_mut(Axis(0), CHUNK_ROWS)
         .into_par_iter()
@@ -551,9 +554,9 @@ fn dense_backward(
         .map(|(c, (mut g_chunk, z_chunk))| {
             let mut part = Partial {
                 fired: vec![0; d_sae],
-                z_sum: Array1::zeros(d_sae),
-                sparsity: 0.0,
-                d_theta: Array1::zeros(if jump.is_some() { d_sae } else { 0 }),
+                z_sum: vec![0.0; d_sae],
+                g_sum: vec![0.0; d_sae],
+                d_theta: vec![0.0; if theta.is_some() { d_sae } else { 0 }],
             };
             for (r, (mut g_row, z_row)) in g_chunk
                 .rows_mut()
@@ -561,54 +564,59 @@ fn dense_backward(
                 .zip(z_chunk.rows())
                 .enumerate()
             {
-                let pre_row = pre.map(|p| p.row(c * CHUNK_ROWS + r));
-                for i in 0..d_sae {
-                    let zi = z_row[i];
-                    let gi = g_row[i];
-                    let active = zi > 0.0;
-                    if let (Some((eps, theta)), Some(pre_row)) = (&jump, &pre_row) {
-                        // Straight-through estimators (Rajamanoharan et al. 2024): a
-                        // rectangle kernel of width ε around θ.
-                        let th = theta[i];
-                        if (pre_row[i] - th).abs() < 0.5 * eps {
-                            part.d_theta[i] += -(th / eps) * gi - coef * inv_b / eps;
+                let g_row = g_row.as_slice_mut().expect("standard layout");
+                let z_row = z_row.as_slice().expect("standard layout");
+                if let (Some((eps, theta)), Some(pre)) = (theta, pre) {
+                    // Straight-through estimators (Rajamanoharan et al. 2024): a rectangle
+                    // kernel of width ε around θ; the value passes ∂L/∂z where z is active.
+                    let pre_row = pre.row(c * CHUNK_ROWS + r);
+                    let pre_row = pre_row.as_slice().expect("standard layout");
+                    for i in 0..d_sae {
+                        if (pre_row[i] - theta[i]).abs() < 0.5 * eps {
+                            part.d_theta[i] += -(theta[i] / eps) * g_row[i] - coef * inv_b / eps;
                         }
                     }
-                    if active {
-                        part.fired[i] += 1;
-                        part.z_sum[i] += zi;
-                        g_row[i] = gi + if jump.is_some() { 0.0 } else { l1_grad[i] };
-                    } else {
-                        g_row[i] = 0.0;
+                    for i in 0..d_sae {
+                        let active = z_row[i] > 0.0;
+                        g_row[i] = if active { g_row[i] } else { 0.0 };
+                        part.fired[i] += active as u32;
+                        part.z_sum[i] += z_row[i];
+                        part.g_sum[i] += g_row[i];
+                    }
+                } else {
+                    for i in 0..d_sae {
+                        let active = z_row[i] > 0.0;
+                        g_row[i] = if active { g_row[i] + l1_grad[i] } else { 0.0 };
+                        part.fired[i] += active as u32;
+                        part.z_sum[i] += z_row[i];
+                        part.g_sum[i] += g_row[i];
                     }
                 }
             }
-            part.sparsity = if jump.is_some() {
-                part.fired.iter().map(|&f| f as f64).sum()
-            } else if weighted {
-                part.z_sum
-                    .iter()
-                    .zip(&dec_norms)
-                    .map(|(&s, &n)| (s * n) as f64)
-                    .sum()
-            } else {
-                part.z_sum.iter().map(|&s| s as f64).sum()
-            };
             part
         })
         .collect();
     let mut fired = vec![0u32; d_sae];
     let mut z_sum = Array1::<f32>::zeros(d_sae);
+    let mut g_sum = Array1::<f32>::zeros(d_sae);
     let mut d_theta = Array1::<f32>::zeros(params.log_threshold.len());
-    let mut sparsity = 0.0;
     for p in parts {
         fired.iter_mut().zip(&p.fired).for_each(|(a, b)| *a += b);
-        z_sum += &p.z_sum;
-        if !d_theta.is_empty() {
-            d_theta += &p.d_theta;
-        }
-        sparsity += p.sparsity;
+        z_sum.iter_mut().zip(&p.z_sum).for_each(|(a, b)| *a += b);
+        g_sum.iter_mut().zip(&p.g_sum).for_each(|(a, b)| *a += b);
+        d_theta.iter_mut().zip(&p.d_theta).for_each(|(a, b)| *a += b);
     }
+    let sparsity: f64 = if jump.is_some() {
+        fired.iter().map(|&f| f as f64).sum()
+    } else if weighted {
+        z_sum
+            .iter()
+            .zip(&dec_norms)
+            .map(|(&s, &n)| s as f64 * n as f64)
+            .sum()
+    } else {
+        z_sum.iter().map(|&s| s as f64).sum()
+    };
     stats.sparsity = sparsity / batch as f64;
     stats.l0 = fired.iter().map(|&f| f as f64).sum::<f64>() / batch as f64;
     stats.fired = fired;
@@ -628,7 +636,7 @@ fn dense_backward(
                 }
             });
     }
-    grads.b_enc.assign(&column_sums(g.view()));
+    grads.b_enc.assign(&g_sum);
     matmul_acc(g.t(), fwd.x_c.view(), grads.w_enc.view_mut());
 }
 
