@@ -6,6 +6,9 @@
 //! interp sae encode --sae <PATH> --input <FILE.safetensors> [--tensor NAME] [--format F]
 //!                   --out <FILE.safetensors>
 //! interp sae info --sae <PATH> [--format F]
+//! interp geometry extremes --sae <PATH> [--matrix dec|enc] [--top N] --out <FILE.json>
+//! interp geometry pairs --sae <PATH> --pairs <FILE.json> [--random N] --out <FILE.json>
+//! interp geometry match --sae-a <PATH> --sae-b <PATH> [--top-k K] --out <FILE>
 //! ```
 
 use std::path::PathBuf;
@@ -15,7 +18,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use interp_models::prelude::*;
 use interp_sae::hooked::{run_with_sae, DeviceSae};
 
+mod geometry;
 mod sae;
+mod train;
 
 /// Mechanistic interpretability from the command line.
 #[derive(Parser, Debug)]
@@ -32,6 +37,11 @@ enum Command {
     /// Sparse autoencoders: encode activations, inspect configs.
     #[command(subcommand)]
     Sae(sae::SaeCommand),
+    /// Feature geometry: all-pairs extremes, concept pairs vs random, cross-SAE matching.
+    #[command(subcommand)]
+    Geometry(geometry::GeometryCommand),
+    /// Train an SAE from an activation file or from a model over a text corpus.
+    Train(train::TrainArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -77,6 +87,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Cache(args) => cache(args),
         Command::Sae(cmd) => sae::run(cmd),
+        Command::Geometry(cmd) => geometry::run(cmd),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,33 +1,12 @@
 //! The `interp sae encode`, `interp sae info` and `interp cache --sae` contracts, checked
 //! against the SAELens / reference fixtures of interp-sae.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::*;
+
+use std::path::Path;
 
 use interp_core::SafetensorsFile;
-
-fn sae_fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../interp-sae/tests/fixtures")
-        .join(rel)
-}
-
-fn interp(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_interp"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn interp_ok(args: &[&str]) -> String {
-    let run = interp(args);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    String::from_utf8_lossy(&run.stdout).into_owned()
-}
 
 #[track_caller]
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {

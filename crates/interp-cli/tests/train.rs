@@ -1,6 +1,9 @@
 //! The `interp train` contract: SAELens output + metrics from an activation file, typed
 //! failures, and checkpoints that survive the process being killed at any moment.
 
+mod common;
+use common::*;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -20,13 +23,6 @@ fn write_acts(path: &Path, n: usize, d: usize) -> ndarray::Array2<f32> {
     )
     .unwrap();
     acts
-}
-
-fn interp(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_interp"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

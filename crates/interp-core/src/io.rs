@@ -266,7 +266,11 @@ mod tests {
         assert_eq!(f.metadata().unwrap(), meta);
         assert_eq!(f.read("a").unwrap().data, vec![1.0, 2.0]);
         write_safetensors(&path, [("a", &[1][..], &[1.0f32][..])]).unwrap();
-        assert!(SafetensorsFile::open(&path).unwrap().metadata().unwrap().is_empty());
+        assert!(SafetensorsFile::open(&path)
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -219,19 +219,16 @@ pub fn sparse_assignment(
             (n_cols + i, -(fallback as f64))
         }
     };
-    let mut u = vec![0f64; n];
+    // Feasible start with every free column at v = 0 (shortest paths then compare real
+    // costs): u_i = the row's cheapest edge, so every reduced cost is ≥ 0.
+    let mut u: Vec<f64> = (0..n)
+        .map(|i| {
+            (0..=k)
+                .map(|e| edge_cost(i, e).1)
+                .fold(f64::INFINITY, f64::min)
+        })
+        .collect();
     let mut v = vec![0f64; total_cols];
-    // Feasible start: v_j = min over incoming edges, so every reduced cost is ≥ 0.
-    let mut seen = vec![false; total_cols];
-    for i in 0..n {
-        for e in 0..=k {
-            let (j, c) = edge_cost(i, e);
-            if !seen[j] || c < v[j] {
-                v[j] = c;
-                seen[j] = true;
-            }
-        }
-    }
     let mut col_owner = vec![usize::MAX; total_cols];
     let mut row_col = vec![usize::MAX; n];
     let mut dist = vec![f64::INFINITY; total_cols];
@@ -242,64 +239,38 @@ pub fn sparse_assignment(
     let mut heap: BinaryHeap<Reverse<(OrdF64, usize)>> = BinaryHeap::new();
     for s in 0..n {
         heap.clear();
-        let relax = |i: usize,
-                     base: f64,
-                     heap: &mut BinaryHeap<Reverse<(OrdF64, usize)>>,
-                     dist: &mut [f64],
-                     pred: &mut [usize],
-                     touched: &mut Vec<usize>,
-                     settled: &[bool],
-                     u: &[f64],
-                     v: &[f64]| {
+        // Dijkstra over columns: relax the edges of the row just reached (first `s`, then
+        // the owner of each settled column) until a free column is settled.
+        let (mut row, mut base) = (s, 0.0);
+        let (end, big_d) = loop {
             for e in 0..=k {
-                let (j, c) = edge_cost(i, e);
+                let (j, c) = edge_cost(row, e);
                 if settled[j] {
                     continue;
                 }
-                let d = base + (c - u[i] - v[j]).max(0.0);
+                let d = base + (c - u[row] - v[j]).max(0.0);
                 if d < dist[j] {
                     if dist[j] == f64::INFINITY {
                         touched.push(j);
                     }
                     dist[j] = d;
-                    pred[j] = i;
+                    pred[j] = row;
                     heap.push(Reverse((OrdF64(d), j)));
                 }
             }
-        };
-        relax(
-            s,
-            0.0,
-            &mut heap,
-            &mut dist,
-            &mut pred,
-            &mut touched,
-            &settled,
-            &u,
-            &v,
-        );
-        let (end, big_d) = loop {
-            let Reverse((OrdF64(d), j)) = heap.pop().expect("the private column keeps it feasible");
-            if settled[j] || d > dist[j] {
-                continue;
-            }
+            let j = loop {
+                let Reverse((OrdF64(d), j)) =
+                    heap.pop().expect("the private column keeps it feasible");
+                if !settled[j] && d <= dist[j] {
+                    break j;
+                }
+            };
             settled[j] = true;
             settled_list.push(j);
             if col_owner[j] == usize::MAX {
-                break (j, d);
+                break (j, dist[j]);
             }
-            let i = col_owner[j];
-            relax(
-                i,
-                d,
-                &mut heap,
-                &mut dist,
-                &mut pred,
-                &mut touched,
-                &settled,
-                &u,
-                &v,
-            );
+            (row, base) = (col_owner[j], dist[j]);
         };
         // Potentials: reached rows up, settled columns down, by D − d.
         u[s] += big_d;
@@ -336,8 +307,7 @@ pub fn sparse_assignment(
     }
     let mut matches = Vec::with_capacity(n);
     let mut scores = Vec::with_capacity(n);
-    for i in 0..n {
-        let j = row_col[i];
+    for (i, &j) in row_col.iter().enumerate() {
         if j < n_cols {
             let e = (0..k)
                 .find(|&e| candidates.indices[i * k + e] as usize == j)

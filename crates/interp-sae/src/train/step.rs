@@ -545,7 +545,9 @@ fn dense_backward(
         d_theta: Vec<f32>,
     }
     let l1_grad = l1_grad.as_slice().expect("contiguous");
-    let theta = jump.as_ref().map(|(eps, t)| (*eps, t.as_slice().expect("contiguous")));
+    let theta = jump
+        .as_ref()
+        .map(|(eps, t)| (*eps, t.as_slice().expect("contiguous")));
     let parts: Vec<Partial> = g
         .axis_chunks_iter_mut(Axis(0), CHUNK_ROWS)
         .into_par_iter()
@@ -604,7 +606,10 @@ fn dense_backward(
         fired.iter_mut().zip(&p.fired).for_each(|(a, b)| *a += b);
         z_sum.iter_mut().zip(&p.z_sum).for_each(|(a, b)| *a += b);
         g_sum.iter_mut().zip(&p.g_sum).for_each(|(a, b)| *a += b);
-        d_theta.iter_mut().zip(&p.d_theta).for_each(|(a, b)| *a += b);
+        d_theta
+            .iter_mut()
+            .zip(&p.d_theta)
+            .for_each(|(a, b)| *a += b);
     }
     let sparsity: f64 = if jump.is_some() {
         fired.iter().map(|&f| f as f64).sum()
