@@ -351,3 +351,16 @@ fn activation_files_flatten_leading_dims_and_shuffle_reproducibly() {
     b.next_batch(again.view_mut()).unwrap();
     assert_eq!(again, next);
 }
+
+#[test]
+fn a_window_as_long_as_the_interval_counts_the_whole_interval() {
+    let h = revival(DeadPolicy::Resample {
+        every: 20,
+        window: 20,
+        threshold: 0.0,
+        max_rounds: 1,
+        sample_size: 256,
+    });
+    let never = h[1].density_histogram[0] as u64;
+    assert!(h[1].revived > 0 && h[1].revived <= never, "{:?}", h[1]);
+}

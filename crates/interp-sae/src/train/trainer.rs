@@ -382,14 +382,27 @@ impl Trainer {
             DeadPolicy::Resample { every, window, .. }
             | DeadPolicy::Reinit { every, window, .. } => (every, window),
         };
+        let revived = if step > 0 && step % every == 0 && step < self.state.config.steps {
+            self.revive_dead(&policy, window, source)?
+        } else {
+            0
+        };
+        // The firing window of the next check starts now (after this check when window = every).
         if step % every == every - window {
             self.state.window_fires.iter_mut().for_each(|c| *c = 0);
         }
-        if step == 0 || step % every != 0 || step >= self.state.config.steps {
-            return Ok(0);
-        }
+        Ok(revived)
+    }
+
+    /// Finds the latents the policy counts as dead over the last window and revives them.
+    fn revive_dead(
+        &mut self,
+        policy: &DeadPolicy,
+        window: u64,
+        source: &mut dyn ActivationSource,
+    ) -> Result<usize> {
         let tokens = (window * self.state.config.batch_size as u64) as f64;
-        let dead: Vec<usize> = match policy {
+        let dead: Vec<usize> = match *policy {
             DeadPolicy::Resample {
                 threshold,
                 max_rounds,
@@ -409,7 +422,7 @@ impl Trainer {
         if dead.is_empty() {
             return Ok(0);
         }
-        match policy {
+        match *policy {
             DeadPolicy::Resample { sample_size, .. } => {
                 self.resample(&dead, sample_size, source)?
             }
