@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use safetensors::Dtype;
 use safetensors::SafeTensors;
@@ -228,6 +229,33 @@ pub fn write_safetensors_with_metadata<'a>(
 /// # Errors
 /// [`Error::Io`] if the directory, temp file or rename fails (the temp file is removed).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(
+        path,
+        "",
+        |tmp| {
+            File::create(tmp)
+                .and_then(|mut f| f.write_all(bytes))
+                .map_err(|e| Error::io(path, e))
+        },
+        |e| Error::io(path, e),
+    )
+}
+
+/// The mechanism of [`write_atomic`] for writers that need a file path: `write` creates the
+/// temp file (in `path`'s directory, its name ending in `suffix`, e.g. `".png"` for encoders
+/// that choose the format by extension), which is then synced and renamed over `path`. Missing
+/// parent directories are created; on any error the temp file is removed. `io` turns an I/O
+/// failure into the caller's error type.
+///
+/// # Errors
+/// What `write` returns, or `io` of a failed directory creation, sync or rename.
+pub fn write_atomic_with<E>(
+    path: &Path,
+    suffix: &str,
+    write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+    io: impl Fn(std::io::Error) -> E,
+) -> std::result::Result<(), E> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -236,19 +264,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        std::fs::create_dir_all(dir)?;
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
+    std::fs::create_dir_all(dir).map_err(&io)?;
+    let tmp = dir.join(format!(
+        ".{name}.tmp{}-{}{suffix}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = write(&tmp).and_then(|()| {
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(&io)
+    });
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
     }
-    Ok(())
+    result
 }
 
 #[cfg(test)]

@@ -15,11 +15,13 @@ pub mod io;
 pub mod matmul;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod rng;
 pub mod tiles;
 
 pub use error::{Error, Result};
 pub use io::{
-    write_atomic, write_safetensors, write_safetensors_with_metadata, HostTensor, SafetensorsFile,
+    write_atomic, write_atomic_with, write_safetensors, write_safetensors_with_metadata,
+    HostTensor, SafetensorsFile,
 };
 pub use matmul::matmul_acc;
 pub use tiles::{gram_stats, GramStats};

@@ -42,11 +42,9 @@
 //! # Ok::<(), interp_core::plot::PlotError>(())
 //! ```
 
-use std::fs::File;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
@@ -632,43 +630,23 @@ fn render<F: Figure>(path: &Path, format: Format, fig: &F) -> Result<(), PlotErr
                 other => draw_err(other.to_string()),
             })
         }
-        Format::Png => {
-            static COUNTER: AtomicU64 = AtomicU64::new(0);
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "plot".into());
-            let io_err = |source| PlotError::Io {
+        Format::Png => crate::io::write_atomic_with(
+            path,
+            // The temporary keeps the .png extension: the encoder picks the format from it.
+            ".png",
+            |tmp| {
+                let drawn = catch_unwind(AssertUnwindSafe(|| {
+                    let root = BitMapBackend::new(tmp, size).into_drawing_area();
+                    fig.draw(&root)?;
+                    root.present().map_err(de)
+                }));
+                flatten(drawn).map_err(draw_err)
+            },
+            |source| PlotError::Io {
                 path: path.to_path_buf(),
                 source,
-            };
-            std::fs::create_dir_all(dir).map_err(io_err)?;
-            // The temporary keeps the .png extension: the encoder picks the format from it.
-            let tmp = dir.join(format!(
-                ".{name}.{}-{}.tmp.png",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            let drawn = catch_unwind(AssertUnwindSafe(|| {
-                let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-                fig.draw(&root)?;
-                root.present().map_err(de)
-            }));
-            let result = flatten(drawn).map_err(draw_err).and_then(|()| {
-                File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .and_then(|()| std::fs::rename(&tmp, path))
-                    .map_err(io_err)
-            });
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result
-        }
+            },
+        ),
     }
 }
 

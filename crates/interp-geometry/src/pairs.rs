@@ -320,7 +320,7 @@ pub struct MatrixAnalysis {
 fn draw_distinct(rng: &mut SplitMix64, n: u64, count: usize, out: &mut Vec<usize>) {
     out.clear();
     while out.len() < count {
-        let v = rng.below(n) as usize;
+        let v = rng.below(n as usize);
         if !out.contains(&v) {
             out.push(v);
         }
@@ -562,9 +562,7 @@ pub fn analyze_sae_pairs(
     members.sort_unstable();
     members.dedup();
     let mut rng = SplitMix64::new(cfg.seed ^ 0x5E1F);
-    let random: Vec<usize> = (0..cfg.random)
-        .map(|_| rng.below(sims.len() as u64) as usize)
-        .collect();
+    let random: Vec<usize> = (0..cfg.random).map(|_| rng.below(sims.len())).collect();
     Ok(PairReport {
         d_sae: sae.d_sae(),
         config: *cfg,

@@ -12,45 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// SplitMix64: a small, fast, seedable generator (results reproduce across platforms).
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`), without modulo bias (Lemire's method with rejection).
-    pub fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0, "below(0)");
-        loop {
-            let m = (self.next_u64() as u128) * (n as u128);
-            let lo = m as u64;
-            if lo >= n.wrapping_neg() % n {
-                return (m >> 64) as u64;
-            }
-        }
-    }
-
-    /// Shuffles `v` in place (Fisher–Yates).
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            v.swap(i, j);
-        }
-    }
-}
+/// The seeded generator shared with SAE training (results reproduce across platforms).
+pub use interp_core::rng::SplitMix64;
 
 /// Result of a Mann–Whitney U test of `x` against `y`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -175,7 +138,7 @@ pub fn permutation_test(
         // A partial Fisher–Yates draws the first n1 positions as the relabelled x.
         let take = n1.min(n2);
         for i in 0..take {
-            let j = i + rng.below((pooled.len() - i) as u64) as usize;
+            let j = i + rng.below(pooled.len() - i);
             pooled.swap(i, j);
         }
         let s: f64 = pooled[..take].iter().sum();

@@ -10,14 +10,13 @@
 mod config;
 mod params;
 mod plots;
-mod rng;
 mod source;
 mod step;
 pub mod synthetic;
 mod trainer;
 
 pub use config::{default_lr, BDecInit, DeadPolicy, TrainArch, TrainConfig};
-pub use rng::SplitMix64;
+pub use interp_core::rng::SplitMix64;
 pub use source::{ActivationMatrix, ActivationSource};
 pub use trainer::{
     geometric_median, Evaluator, FitOptions, StepMetrics, TrainReport, Trainer, CHECKPOINT_FILE,

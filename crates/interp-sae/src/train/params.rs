@@ -4,7 +4,7 @@ use ndarray::{Array1, Array2, Axis, Zip};
 use rayon::prelude::*;
 
 use super::config::TrainConfig;
-use super::rng::SplitMix64;
+use interp_core::rng::SplitMix64;
 
 /// One value per trainable tensor. Encoder and decoder are both stored feature-major
 /// (`[d_sae, d_in]`, row `i` belongs to latent `i`) so that sparse gradients touch whole rows.

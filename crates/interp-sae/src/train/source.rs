@@ -8,8 +8,8 @@ use ndarray::{Array2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::rng::SplitMix64;
 use crate::error::{check_finite, Error, Result};
+use interp_core::rng::SplitMix64;
 
 /// A stream of activation rows for training.
 ///

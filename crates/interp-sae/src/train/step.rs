@@ -663,7 +663,7 @@ pub(crate) fn project_out_radial(grads: &mut Array2<f32>, w_dec: &Array2<f32>) {
 mod tests {
     use super::*;
     use crate::train::config::TrainConfig;
-    use crate::train::rng::SplitMix64;
+    use interp_core::rng::SplitMix64;
 
     fn setup(arch: TrainArch, d: usize, f: usize, b: usize, seed: u64) -> (ParamSet, Array2<f32>) {
         let cfg = TrainConfig::new(arch.clone(), d, f, 10);

@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use super::params::normalize_rows;
-use super::rng::SplitMix64;
+use interp_core::rng::SplitMix64;
 
 /// A ground-truth dictionary and activations built from it.
 #[derive(Clone, Debug)]

@@ -12,12 +12,12 @@ use serde_json::{Map, Value};
 
 use super::config::{BDecInit, DeadPolicy, TrainArch, TrainConfig};
 use super::params::{normalize_rows, Adam, ParamSet, TENSOR_NAMES};
-use super::rng::SplitMix64;
 use super::source::ActivationSource;
 use super::step::{forward, forward_backward, project_out_radial, squared_errors, StepSettings};
 use crate::config::{Architecture, SaeConfig};
 use crate::error::{Error, Result};
 use crate::sae::{Sae, SaeWeights};
+use interp_core::rng::SplitMix64;
 
 /// Rows drawn before training to estimate the input scale and initialise `b_dec`.
 const INIT_SAMPLE_ROWS: usize = 16_384;
@@ -171,7 +171,7 @@ impl Trainer {
         };
         let mut params = ParamSet::init(&cfg, init_threshold, &mut rng);
 
-        let rows = INIT_SAMPLE_ROWS.min(cfg.batch_size.max(4096) * 4);
+        let rows = INIT_SAMPLE_ROWS;
         let mut sample = Array2::zeros((rows, cfg.d_in));
         source.next_batch(sample.view_mut())?;
         let mean_sq = sample.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / rows as f64;

@@ -36,9 +36,19 @@ impl SplitMix64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
-    /// Uniform integer in `0..n` (`n > 0`).
+    /// Uniform integer in `0..n`, without modulo bias (Lemire's method with rejection).
+    ///
+    /// # Panics
+    /// If `n == 0`.
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+        assert!(n > 0, "below(0)");
+        let n = n as u64;
+        loop {
+            let m = (self.next_u64() as u128) * (n as u128);
+            if (m as u64) >= n.wrapping_neg() % n {
+                return (m >> 64) as usize;
+            }
+        }
     }
 
     /// A standard normal sample (Box–Muller).
