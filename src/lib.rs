@@ -5,12 +5,14 @@
 //! - [`models`]: transformers with TransformerLens hook points (`interp-models`).
 //! - [`sae`]: sparse autoencoders (`interp-sae`).
 //! - [`geometry`], [`flow`], [`steer`]: analyses built on the two above.
+//! - [`toy`]: the embedded toy world (corpus, tiny GPT-2, SAEs) every example runs on offline.
 
 pub use interp_flow as flow;
 pub use interp_geometry as geometry;
 pub use interp_models as models;
 pub use interp_sae as sae;
 pub use interp_steer as steer;
+pub use interp_toy as toy;
 
 /// Everything needed for everyday use.
 pub mod prelude {

@@ -1,7 +1,7 @@
 //! `interp`: the command line for the common jobs.
 //!
 //! ```text
-//! interp cache --model <DIR|HUB_ID> (--text <TEXT> | --tokens <ID,ID,...>) [--hooks <NAME|GLOB>...]
+//! interp cache [--model <DIR|HUB_ID>] (--text <TEXT> | --tokens <ID,ID,...>) [--hooks <NAME|GLOB>...]
 //!              [--processing none|tl] [--prepend-bos] [--sae <PATH>] --out <FILE.safetensors>
 //! interp sae encode --sae <PATH> --input <FILE.safetensors> [--tensor NAME] [--format F]
 //!                   --out <FILE.safetensors>
@@ -55,9 +55,10 @@ enum Processing {
 
 #[derive(clap::Args, Debug)]
 struct CacheArgs {
-    /// Model directory (config.json, model.safetensors, tokenizer.json) or hub id.
+    /// Model directory (config.json, model.safetensors, tokenizer.json) or hub id
+    /// (default: the toy world's model).
     #[arg(long)]
-    model: String,
+    model: Option<String>,
     /// Prompt text.
     #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
     text: Option<String>,
@@ -101,7 +102,10 @@ fn main() -> ExitCode {
 
 fn cache(args: CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
-    let mut model = HookedTransformer::<Cpu>::from_pretrained(&args.model, &device)?;
+    let mut model = match &args.model {
+        Some(name) => HookedTransformer::<Cpu>::from_pretrained(name, &device)?,
+        None => interp_toy::ToyWorld::load()?.into_model(),
+    };
     if let Processing::Tl = args.processing {
         model = model.process_weights(ProcessingOptions::TRANSFORMER_LENS);
     }

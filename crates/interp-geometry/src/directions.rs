@@ -226,6 +226,26 @@ impl Directions {
         self.cosine_with(i, self, j)
     }
 
+    /// The directions of every set in `parts`, stacked in order (e.g. the top features of
+    /// SAEs at several layers, each `Directions::decoder(&sae).select(&top)?`).
+    ///
+    /// # Errors
+    /// [`Error::Empty`] when `parts` is empty; [`Error::DimensionMismatch`] when two sets live
+    /// in spaces of different widths.
+    pub fn concat(parts: &[Directions]) -> Result<Directions> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::empty("direction sets"))?;
+        for p in parts {
+            same_dim(first, p)?;
+        }
+        let views: Vec<ArrayView2<'_, f32>> = parts.iter().map(|p| p.unit.view()).collect();
+        Ok(Directions {
+            unit: ndarray::concatenate(Axis(0), &views).expect("equal widths checked"),
+            norms: parts.iter().flat_map(|p| p.norms.iter().copied()).collect(),
+        })
+    }
+
     /// The directions at `indices`, in that order (repeats allowed).
     ///
     /// # Errors
@@ -319,6 +339,18 @@ pub fn similarity_matrix(
         .assign(&tile.values);
     });
     Ok(out)
+}
+
+/// The full cosine matrix among the directions of several sets stacked in order (see
+/// [`Directions::concat`]): seed 001's cross-layer heatmap of the top "happy" features of the
+/// SAE at every layer, row and column `r` being the `r`-th direction of the stack.
+///
+/// # Errors
+/// See [`Directions::concat`].
+pub fn joint_similarity_matrix(parts: &[Directions]) -> Result<Array2<f32>> {
+    let all = Directions::concat(parts)?;
+    let every: Vec<usize> = (0..all.len()).collect();
+    similarity_matrix(&all, &every, &all, &every)
 }
 
 /// Mean of several activation vectors (`[n, d_sae]` → `[d_sae]`), e.g. a feature's activation

@@ -6,7 +6,8 @@
 //! - [`Directions`]: decoder rows, encoder columns, or activation-weighted representations
 //!   `a_i · W_dec[i]` (seeds 000/001), unit-normalised once; [`self_similarity`]
 //!   (`cos(W_enc[:, i], W_dec[i])`), [`paired_cosines`], and [`similarity_matrix`] for chosen
-//!   feature sets (heatmaps), computed in tiles.
+//!   feature sets (heatmaps), computed in tiles; [`joint_similarity_matrix`] for features
+//!   picked from several SAEs (e.g. one per layer).
 //! - [`extremes`]: exhaustive all-pairs searches streamed tile by tile with bounded memory —
 //!   the top-`N` most aligned and most opposed pairs within one set or between two
 //!   ([`all_pairs_extremes`], [`cross_extremes`]), per-feature nearest neighbours
@@ -45,7 +46,8 @@ pub mod plot;
 pub mod stats;
 
 pub use directions::{
-    mean_activations, paired_cosines, self_similarity, similarity_matrix, Directions, Matrix,
+    joint_similarity_matrix, mean_activations, paired_cosines, self_similarity, similarity_matrix,
+    Directions, Matrix,
 };
 pub use error::{Error, Result};
 pub use extremes::{
@@ -62,7 +64,8 @@ pub use pairs::{
 pub mod prelude {
     pub use crate::{
         all_pairs_extremes, analyze_pairs, analyze_sae_pairs, antipodality, cross_extremes,
-        gram_stats, nearest_neighbors, permutation_match, self_similarity, similarity_matrix,
-        top_k_matches, Directions, Error, Extremes, Matrix, Neighbors, Pair, PairConfig, PairSet,
+        gram_stats, joint_similarity_matrix, nearest_neighbors, permutation_match, self_similarity,
+        similarity_matrix, top_k_matches, Directions, Error, Extremes, Matrix, Neighbors, Pair,
+        PairConfig, PairSet,
     };
 }

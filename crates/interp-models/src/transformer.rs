@@ -304,7 +304,8 @@ impl<B: Backend> HookedTransformer<B> {
             })
             .collect();
         let w_e = normal([cfg.d_vocab, d]);
-        let w_u = Param::from_tensor(w_e.val().transpose());
+        // Detached: an autodiff backend can only track leaf tensors as parameters.
+        let w_u = Param::from_tensor(w_e.val().transpose().detach());
         let weights = TransformerWeights {
             w_e,
             w_pos: normal([cfg.n_ctx, d]),

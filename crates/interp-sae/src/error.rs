@@ -168,6 +168,21 @@ pub enum Error {
         /// The last checkpoint written before it.
         checkpoint: Option<PathBuf>,
     },
+    /// A word to probe does not occur in its prompt ([`crate::probe`]).
+    #[cfg(feature = "models")]
+    #[error("the word `{word}` does not occur in the prompt `{text}`")]
+    WordNotFound {
+        /// The word.
+        word: String,
+        /// The prompt.
+        text: String,
+    },
+    /// Drawing a figure failed.
+    #[error(transparent)]
+    Plot(#[from] interp_core::plot::PlotError),
+    /// An average over prompts was asked for with no prompts ([`crate::probe`]).
+    #[error("no prompts given")]
+    NoPrompts,
     /// Running the model failed.
     #[cfg(feature = "models")]
     #[error(transparent)]

@@ -7,6 +7,8 @@
 //! - [`formats`]: SAELens (read and write), Gemma Scope `params.npz`, OpenAI `.pt` (through a
 //!   pickle reader that never executes code), Llama Scope and sparsify; [`formats::load`]
 //!   detects which; [`registry`] maps SAELens release ids to hub files (`hub` feature).
+//! - [`probe`]: the features that fire on a word (summed over its sub-tokens, averaged over
+//!   prompts; `models` feature) and the top features of an activation vector.
 //! - Fast CPU kernels: encode is a blocked GEMM with the nonlinearity (TopK selection included)
 //!   fused in; decode of [`SparseCodes`] reads only the decoder rows of active latents.
 //!
@@ -41,6 +43,7 @@ pub mod formats;
 #[cfg(feature = "models")]
 pub mod hooked;
 mod kernels;
+pub mod probe;
 pub mod registry;
 mod sae;
 mod sparse;

@@ -30,9 +30,10 @@ use serde::Deserialize;
 
 use crate::config::{Activation, ModelConfig};
 use crate::error::{Error, Result};
-use crate::io::{HostTensor, SafetensorsFile};
+use crate::io::{write_safetensors_f32, HostTensor, SafetensorsFile};
 use crate::transformer::{
-    AttentionWeights, BlockWeights, LayerNormWeights, MlpWeights, TransformerWeights,
+    AttentionWeights, BlockWeights, HookedTransformer, LayerNormWeights, MlpWeights,
+    TransformerWeights,
 };
 
 /// GPT-2's `config.json`, keyed exactly as Hugging Face writes it.
@@ -250,6 +251,112 @@ pub fn load_weights<B: Backend>(
         w_u: param2(w_u, device),
         b_u: Param::from_tensor(Tensor::zeros([v], device)),
     })
+}
+
+/// Saves `model` as a Hugging Face GPT-2 checkpoint in `dir`: `config.json`, `model.safetensors`
+/// (f32, `transformer.`-prefixed, untied `lm_head.weight`) and, when the model has one,
+/// `tokenizer.json`. `transformers`' `GPT2LMHeadModel.from_pretrained(dir)` and
+/// [`HookedTransformer::from_dir`] both load the result. Files are written atomically.
+///
+/// # Errors
+/// [`Error::Unsupported`] for a model GPT-2 cannot express (a non-zero unembedding bias,
+/// `d_head · n_heads ≠ d_model`); I/O errors.
+pub fn save_pretrained<B: Backend>(model: &HookedTransformer<B>, dir: &Path) -> Result<()> {
+    let cfg = model.cfg();
+    let w = model.weights();
+    if cfg.n_heads * cfg.d_head != cfg.d_model {
+        return Err(Error::Unsupported {
+            key: "n_heads * d_head",
+            value: format!(
+                "{} (GPT-2 needs d_model = {})",
+                cfg.n_heads * cfg.d_head,
+                cfg.d_model
+            ),
+        });
+    }
+    let b_u: Vec<f32> = w
+        .b_u
+        .val()
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .unwrap_or_default();
+    if b_u.iter().any(|&b| b != 0.0) {
+        return Err(Error::Unsupported {
+            key: "b_U",
+            value: "non-zero (GPT-2 has no unembedding bias)".into(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tensors: Vec<(String, TensorData)> = Vec::new();
+    let mut put = |name: String, t: TensorData| tensors.push((name, t));
+    put("transformer.wte.weight".into(), w.w_e.val().into_data());
+    put("transformer.wpe.weight".into(), w.w_pos.val().into_data());
+    for (i, b) in w.blocks.iter().enumerate() {
+        let p = |s: &str| format!("transformer.h.{i}.{s}");
+        put(p("ln_1.weight"), b.ln1.w.val().into_data());
+        put(p("ln_1.bias"), b.ln1.b.val().into_data());
+        put(p("attn.c_attn.weight"), b.attn.w_qkv.val().into_data());
+        put(p("attn.c_attn.bias"), b.attn.b_qkv.val().into_data());
+        put(p("attn.c_proj.weight"), b.attn.w_o.val().into_data());
+        put(p("attn.c_proj.bias"), b.attn.b_o.val().into_data());
+        put(p("ln_2.weight"), b.ln2.w.val().into_data());
+        put(p("ln_2.bias"), b.ln2.b.val().into_data());
+        put(p("mlp.c_fc.weight"), b.mlp.w_in.val().into_data());
+        put(p("mlp.c_fc.bias"), b.mlp.b_in.val().into_data());
+        put(p("mlp.c_proj.weight"), b.mlp.w_out.val().into_data());
+        put(p("mlp.c_proj.bias"), b.mlp.b_out.val().into_data());
+    }
+    put(
+        "transformer.ln_f.weight".into(),
+        w.ln_final.w.val().into_data(),
+    );
+    put(
+        "transformer.ln_f.bias".into(),
+        w.ln_final.b.val().into_data(),
+    );
+    put("lm_head.weight".into(), w.w_u.val().transpose().into_data());
+    write_safetensors_f32(&dir.join("model.safetensors"), tensors)?;
+
+    let act = match cfg.act_fn {
+        Activation::GeluNew => "gelu_new",
+        Activation::Gelu => "gelu",
+        Activation::Relu => "relu",
+    };
+    let config = serde_json::json!({
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": cfg.d_vocab,
+        "n_positions": cfg.n_ctx,
+        "n_ctx": cfg.n_ctx,
+        "n_embd": cfg.d_model,
+        "n_layer": cfg.n_layers,
+        "n_head": cfg.n_heads,
+        "n_inner": cfg.d_mlp,
+        "activation_function": act,
+        "layer_norm_epsilon": cfg.eps,
+        "scale_attn_by_inverse_layer_idx": cfg.scale_attn_by_inverse_layer_idx,
+        "bos_token_id": cfg.bos_token_id,
+        "eos_token_id": cfg.eos_token_id,
+        "tie_word_embeddings": false,
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "torch_dtype": "float32",
+    });
+    let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Config {
+        path: dir.join("config.json"),
+        reason: e.to_string(),
+    })?;
+    interp_core::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+    if let Some(tok) = &model.tokenizer {
+        let text = tok
+            .inner()
+            .to_string(true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        interp_core::write_atomic(&dir.join("tokenizer.json"), text.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// The causal-mask buffers of old checkpoints: `h.N.attn.bias`, `h.N.attn.masked_bias`.

@@ -1,0 +1,291 @@
+//! The toy world's quality gates, scored against the corpus labels.
+//!
+//! - [`mood_persistence`]: after a prefix that stated a mood, does the model rank that mood's
+//!   words above the other moods' at the next mood slot? A mood's score is the log of the
+//!   total probability of its words (each word's tokens scored in sequence); the prediction
+//!   is the best-scoring mood.
+//! - [`mood_feature_auroc`]: for each SAE and mood, the single feature that best separates the
+//!   tokens of documents in that mood (from the first mood word on, where the mood is
+//!   knowable) from the tokens of all other documents, by AUROC.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::backend::Backend;
+use interp_models::{Batch, HookPoint, HookedTransformer, NameFilter, PaddingSide};
+use interp_sae::Sae;
+use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::corpus::{mood_words, Document, Lang, Mood};
+use crate::error::{Error, Result};
+
+/// Mood-persistence accuracy per language.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MoodPersistence {
+    /// `(correct, total)` per language.
+    pub per_lang: BTreeMap<Lang, (usize, usize)>,
+    /// Confusion counts `true mood → predicted mood → count`.
+    pub confusion: BTreeMap<Mood, BTreeMap<Mood, usize>>,
+}
+
+impl MoodPersistence {
+    /// Fraction correct in `lang` (0 when it had no cases).
+    pub fn accuracy(&self, lang: Lang) -> f64 {
+        match self.per_lang.get(&lang) {
+            Some(&(c, t)) if t > 0 => c as f64 / t as f64,
+            _ => 0.0,
+        }
+    }
+}
+
+/// Scores mood persistence on `docs` at the first predictable mood slot of each.
+///
+/// # Errors
+/// Tokenizer and model errors.
+pub fn mood_persistence<B: Backend>(
+    model: &HookedTransformer<B>,
+    docs: &[Document],
+) -> Result<MoodPersistence> {
+    let tok = model.tokenizer()?;
+    let mut out = MoodPersistence::default();
+    for doc in docs {
+        let Some(slot) = doc.predictable_mood_spans().next() else {
+            continue;
+        };
+        let prefix = doc.text[..slot.start].trim_end();
+        let prefix_ids = model.to_tokens(prefix, true)?;
+        // Every candidate word of every mood, as continuation tokens.
+        let mut rows = Vec::new();
+        let mut owners = Vec::new();
+        for mood in Mood::ALL {
+            for word in mood_words(mood, doc.lang) {
+                let cont = tok.encode(&format!(" {word}"), None)?.ids;
+                let mut row = prefix_ids.clone();
+                row.extend(&cont);
+                rows.push(row);
+                owners.push((mood, cont.len()));
+            }
+        }
+        let logits = model.forward(&Batch::padded(&rows, PaddingSide::Right))?;
+        let [n, p, v] = logits.dims();
+        let data = logits
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .map_err(|e| Error::InvalidArgument(format!("logits: {e:?}")))?;
+        let mut by_mood: BTreeMap<Mood, Vec<f64>> = BTreeMap::new();
+        for (r, (row, &(mood, len))) in rows.iter().zip(&owners).enumerate().take(n) {
+            let mut lp = 0.0f64;
+            for k in 0..len {
+                // The token at position prefix+k is predicted at position prefix+k−1.
+                let pos = prefix_ids.len() + k - 1;
+                let logit_row = &data[(r * p + pos) * v..(r * p + pos + 1) * v];
+                lp += log_softmax_at(logit_row, row[pos + 1] as usize);
+            }
+            by_mood.entry(mood).or_default().push(lp);
+        }
+        let predicted = by_mood
+            .iter()
+            .map(|(m, lps)| (*m, log_sum_exp(lps)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(m, _)| m)
+            .unwrap_or(doc.mood);
+        let e = out.per_lang.entry(doc.lang).or_default();
+        e.0 += usize::from(predicted == doc.mood);
+        e.1 += 1;
+        *out.confusion
+            .entry(doc.mood)
+            .or_default()
+            .entry(predicted)
+            .or_default() += 1;
+    }
+    Ok(out)
+}
+
+fn log_softmax_at(logits: &[f32], i: usize) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    logits[i] as f64 - max - sum.ln()
+}
+
+fn log_sum_exp(v: &[f64]) -> f64 {
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    max + v.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
+}
+
+/// Activations at several hook points for the labelled tokens of a set of documents.
+#[derive(Debug)]
+pub struct LabelledActivations {
+    /// `[tokens, d]` per hook point.
+    pub acts: BTreeMap<HookPoint, Array2<f32>>,
+    /// The document mood of each row.
+    pub moods: Vec<Mood>,
+    /// The document language of each row.
+    pub langs: Vec<Lang>,
+}
+
+/// Runs `model` over `docs` (each from BOS) and keeps, at `hooks`, the activations of the tokens
+/// at or after the end of each document's first mood word (where its mood is knowable).
+///
+/// # Errors
+/// Tokenizer and model errors.
+pub fn labelled_activations<B: Backend>(
+    model: &HookedTransformer<B>,
+    docs: &[Document],
+    hooks: &[HookPoint],
+) -> Result<LabelledActivations> {
+    let tok = model.tokenizer()?;
+    let bos = model.cfg().bos_token_id;
+    let filter = NameFilter::patterns(hooks.iter().map(ToString::to_string));
+    let mut rows: BTreeMap<HookPoint, Vec<f32>> = BTreeMap::new();
+    let (mut moods, mut langs) = (Vec::new(), Vec::new());
+    for doc in docs {
+        let enc = tok.encode(&doc.text, bos)?;
+        let n_ctx = model.cfg().n_ctx;
+        let ids = &enc.ids[..enc.ids.len().min(n_ctx)];
+        let onset = doc.mood_onset();
+        let keep: Vec<usize> = (usize::from(bos.is_some())..ids.len())
+            .filter(|&i| enc.offsets[i].0 >= onset)
+            .collect();
+        if keep.is_empty() {
+            continue;
+        }
+        let (_, cache) = model.run_with_cache(&Batch::single(ids), filter.clone())?;
+        for &hook in hooks {
+            let act = cache
+                .rank3(&hook)
+                .ok_or_else(|| Error::InvalidArgument(format!("hook `{hook}` was not cached")))?;
+            let [_, p, d] = act.dims();
+            let data = act
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .map_err(|e| Error::InvalidArgument(format!("activations: {e:?}")))?;
+            let dst = rows.entry(hook).or_default();
+            for &i in keep.iter().filter(|&&i| i < p) {
+                dst.extend_from_slice(&data[i * d..(i + 1) * d]);
+            }
+        }
+        moods.extend(std::iter::repeat_n(doc.mood, keep.len()));
+        langs.extend(std::iter::repeat_n(doc.lang, keep.len()));
+    }
+    let n = moods.len();
+    let acts = rows
+        .into_iter()
+        .map(|(h, v)| {
+            let d = v.len() / n.max(1);
+            let a = Array2::from_shape_vec((n, d), v)
+                .map_err(|e| Error::InvalidArgument(format!("activations: {e}")))?;
+            Ok((h, a))
+        })
+        .collect::<Result<_>>()?;
+    Ok(LabelledActivations { acts, moods, langs })
+}
+
+/// The best single feature of one SAE for one mood.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MoodFeature {
+    /// The mood.
+    pub mood: Mood,
+    /// The feature index.
+    pub feature: usize,
+    /// AUROC of the feature's activation, this mood's tokens against all others.
+    pub auroc: f64,
+    /// Fraction of this mood's tokens on which the feature fires.
+    pub firing_rate: f64,
+}
+
+/// For each mood, the feature of `sae` that best separates that mood's rows of `codes`
+/// (`[tokens, d_sae]` SAE activations) from the others by AUROC. Candidates are the
+/// `candidates` features with the largest difference of mean activation.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `moods` and `codes` disagree in length or a mood has no rows.
+pub fn best_mood_features(
+    codes: &Array2<f32>,
+    moods: &[Mood],
+    candidates: usize,
+) -> Result<Vec<MoodFeature>> {
+    if codes.nrows() != moods.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} rows of codes but {} mood labels",
+            codes.nrows(),
+            moods.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for mood in Mood::ALL {
+        let is_pos: Vec<bool> = moods.iter().map(|m| *m == mood).collect();
+        let n_pos = is_pos.iter().filter(|&&p| p).count();
+        if n_pos == 0 || n_pos == moods.len() {
+            return Err(Error::InvalidArgument(format!(
+                "mood {mood} needs both positive and negative tokens"
+            )));
+        }
+        let mut diff: Vec<(usize, f64)> = codes
+            .axis_iter(Axis(1))
+            .enumerate()
+            .map(|(f, col)| {
+                let (mut sp, mut sn) = (0.0f64, 0.0f64);
+                for (v, &p) in col.iter().zip(&is_pos) {
+                    if p {
+                        sp += f64::from(*v);
+                    } else {
+                        sn += f64::from(*v);
+                    }
+                }
+                (f, sp / n_pos as f64 - sn / (moods.len() - n_pos) as f64)
+            })
+            .collect();
+        diff.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut best: Option<MoodFeature> = None;
+        for &(f, _) in diff.iter().take(candidates.max(1)) {
+            let col = codes.column(f);
+            let (pos, neg): (Vec<f64>, Vec<f64>) = {
+                let (mut pos, mut neg) = (Vec::new(), Vec::new());
+                for (v, &p) in col.iter().zip(&is_pos) {
+                    if p {
+                        pos.push(f64::from(*v));
+                    } else {
+                        neg.push(f64::from(*v));
+                    }
+                }
+                (pos, neg)
+            };
+            let auroc = interp_geometry::stats::mann_whitney_u(&pos, &neg)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?
+                .effect;
+            let firing_rate = pos.iter().filter(|&&v| v > 0.0).count() as f64 / pos.len() as f64;
+            if best.as_ref().is_none_or(|b| auroc > b.auroc) {
+                best = Some(MoodFeature {
+                    mood,
+                    feature: f,
+                    auroc,
+                    firing_rate,
+                });
+            }
+        }
+        out.extend(best);
+    }
+    Ok(out)
+}
+
+/// [`best_mood_features`] for each `(hook, sae)` over the labelled activations.
+///
+/// # Errors
+/// A hook missing from `acts`; SAE encoding errors.
+pub fn mood_feature_auroc(
+    acts: &LabelledActivations,
+    saes: &[(HookPoint, &Sae)],
+    candidates: usize,
+) -> Result<BTreeMap<HookPoint, Vec<MoodFeature>>> {
+    let mut out = BTreeMap::new();
+    for (hook, sae) in saes {
+        let x = acts.acts.get(hook).ok_or_else(|| {
+            Error::InvalidArgument(format!("no activations collected at `{hook}`"))
+        })?;
+        let codes = sae.encode(x.view())?;
+        out.insert(*hook, best_mood_features(&codes, &acts.moods, candidates)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,218 @@
+//! Builds the toy world from scratch with the recorded seeds: corpus → tokenizer → tiny GPT-2
+//! (burn autodiff, CPU) → one TopK SAE per hook point, then measures the quality gates on
+//! held-out documents and writes everything to `assets/toy/`.
+//!
+//! `cargo run --release --example build_toy_world [-- --out DIR] [--work DIR] [--lm-steps N]
+//! [--sae-steps N] [--keep-model]`
+//!
+//! `--keep-model` reuses the model already in `DIR/model` and retrains only the SAEs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn_autodiff::Autodiff;
+use interp::models::models::gpt2::save_pretrained;
+use interp::models::{Cpu, HookedTransformer, TextTokenizer};
+use interp::toy::corpus::{self, CorpusConfig, Lang, Mood};
+use interp::toy::eval::{labelled_activations, mood_feature_auroc, mood_persistence};
+use interp::toy::lm::{self, LmConfig};
+use interp::toy::saes::{self, ToySaeConfig};
+use interp::toy::tokenizer::train_tokenizer;
+use interp::toy::world::{MODEL_DIR, SAES_DIR};
+use serde_json::json;
+
+/// Every seed and size of the shipped world.
+const TRAIN_SEED: u64 = 1;
+const HELDOUT_SEED: u64 = 2;
+const TRAIN_DOCS: usize = 40_000;
+const HELDOUT_DOCS: usize = 600;
+const VOCAB: usize = 1024;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let out = flag("--out").map_or_else(|| PathBuf::from("assets/toy"), PathBuf::from);
+    let work = flag("--work").map_or_else(|| PathBuf::from("target/toy-build"), PathBuf::from);
+    let keep_model = args.iter().any(|a| a == "--keep-model");
+    let mut lm_cfg = LmConfig::default();
+    if let Some(s) = flag("--lm-steps") {
+        lm_cfg.steps = s.parse()?;
+    }
+    let mut sae_cfg = ToySaeConfig::default();
+    if let Some(s) = flag("--sae-steps") {
+        sae_cfg.steps = s.parse()?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let t0 = Instant::now();
+
+    // 1. The corpus: labelled English and French documents.
+    let train_docs = corpus::generate(&CorpusConfig {
+        seed: TRAIN_SEED,
+        n_docs: TRAIN_DOCS,
+        ..CorpusConfig::default()
+    });
+    let heldout = corpus::generate(&CorpusConfig {
+        seed: HELDOUT_SEED,
+        n_docs: HELDOUT_DOCS,
+        ..CorpusConfig::default()
+    });
+    let corpus_path = work.join("train.jsonl");
+    corpus::write_jsonl(&train_docs, &corpus_path)?;
+    println!(
+        "corpus: {} training documents, {} held out",
+        train_docs.len(),
+        heldout.len()
+    );
+
+    // 2 + 3. Tokenizer and model.
+    let model_dir = out.join(MODEL_DIR);
+    let model = if keep_model {
+        HookedTransformer::<Cpu>::from_dir(&model_dir, &Default::default())?
+    } else {
+        let tokenizer = TextTokenizer::new(train_tokenizer(
+            train_docs.iter().map(|d| d.text.as_str()),
+            VOCAB,
+        )?);
+        let eot = tokenizer
+            .token_to_id(interp::toy::tokenizer::END_OF_TEXT)
+            .ok_or("no <|endoftext|>")?;
+        let stream = lm::pack(train_docs.iter().map(|d| d.text.as_str()), &tokenizer, eot)?;
+        println!(
+            "tokenizer: {} tokens; training stream {} tokens; model {} layers × d_model {}",
+            tokenizer.vocab_size(),
+            stream.len(),
+            lm_cfg.n_layers,
+            lm_cfg.d_model
+        );
+        let (model, report) = lm::train::<Autodiff<Cpu>>(
+            &lm_cfg,
+            tokenizer,
+            &stream,
+            &Default::default(),
+            100,
+            |p| {
+                println!(
+                    "  step {:5}  loss {:.4}  lr {:.2e}",
+                    p.step, p.train_loss, p.lr
+                )
+            },
+        )?;
+        println!("model trained in {:.0} s", report.seconds);
+        save_pretrained(&model, &model_dir)?;
+        std::fs::write(
+            work.join("lm_report.json"),
+            serde_json::to_string_pretty(&report)?,
+        )?;
+        model
+    };
+
+    // Gate: held-out loss and mood persistence.
+    let tokenizer = model.tokenizer()?;
+    let eot = model.cfg().eos_token_id.ok_or("model has no eos token")?;
+    let heldout_stream = lm::pack(heldout.iter().map(|d| d.text.as_str()), tokenizer, eot)?;
+    let heldout_loss = lm::eval_loss(&model, &heldout_stream, 200, 8)?;
+    let persistence = mood_persistence(&model, &heldout)?;
+    println!("held-out loss {heldout_loss:.4} nats/token");
+    for lang in Lang::ALL {
+        println!(
+            "mood persistence ({lang}): {:.1}% of {} cases",
+            100.0 * persistence.accuracy(lang),
+            persistence.per_lang.get(&lang).map_or(0, |c| c.1)
+        );
+    }
+
+    // 4. SAEs at every hook point, from one pass over the corpus.
+    let model = Arc::new(model);
+    let hooks = saes::toy_hooks(model.cfg().n_layers);
+    let acts = saes::collect_activations(model.clone(), &corpus_path, &hooks, &sae_cfg)?;
+    let saes_dir = out.join(SAES_DIR);
+    let mut trained = Vec::new();
+    for (hook, x) in hooks.iter().zip(acts) {
+        let t = saes::train_sae(
+            x,
+            *hook,
+            &sae_cfg,
+            &work.join("saes").join(hook.to_string()),
+            false,
+        )?;
+        interp::sae::formats::saelens::save(
+            &t.sae,
+            &saes_dir.join(hook.to_string()),
+            t.log10_density.as_deref(),
+        )?;
+        println!(
+            "  {hook:28} L0 {:5.1}  train FVU {:.4}  dead {:.2}%",
+            t.last.l0,
+            t.last.fvu,
+            100.0 * t.last.dead_fraction
+        );
+        trained.push((*hook, t));
+    }
+
+    // Gates: held-out FVU and the best single feature per mood.
+    let labelled = labelled_activations(model.as_ref(), &heldout, &hooks)?;
+    let pairs: Vec<_> = trained.iter().map(|(h, t)| (*h, &t.sae)).collect();
+    let aurocs = mood_feature_auroc(&labelled, &pairs, 16)?;
+    let mut sae_rows = Vec::new();
+    println!(
+        "\n{:28} {:>7} {:>7}  best-feature AUROC per mood",
+        "hook", "FVU", "dead%"
+    );
+    for (hook, t) in &trained {
+        let fvu = saes::fvu(&t.sae, &labelled.acts[hook])?;
+        let per_mood = &aurocs[hook];
+        let cells: Vec<String> = per_mood
+            .iter()
+            .map(|m| format!("{} f{} {:.3}", m.mood, m.feature, m.auroc))
+            .collect();
+        println!(
+            "{:28} {fvu:7.4} {:7.2}  {}",
+            hook.to_string(),
+            100.0 * t.last.dead_fraction,
+            cells.join(" | ")
+        );
+        sae_rows.push(json!({
+            "hook": hook.to_string(), "l0": t.last.l0, "train_fvu": t.last.fvu,
+            "heldout_fvu": fvu, "dead_fraction": t.last.dead_fraction, "moods": per_mood,
+        }));
+    }
+    println!("\nbest AUROC per mood over all SAEs:");
+    for mood in Mood::ALL {
+        let best = aurocs
+            .iter()
+            .flat_map(|(h, v)| v.iter().filter(|m| m.mood == mood).map(move |m| (h, m)))
+            .max_by(|a, b| a.1.auroc.total_cmp(&b.1.auroc));
+        if let Some((hook, m)) = best {
+            println!("  {mood:8} {:.3}  ({hook}, feature {})", m.auroc, m.feature);
+        }
+    }
+
+    let world = json!({
+        "seeds": {"train_corpus": TRAIN_SEED, "heldout_corpus": HELDOUT_SEED},
+        "corpus": {"train_docs": TRAIN_DOCS, "heldout_docs": HELDOUT_DOCS},
+        "vocab_size": VOCAB,
+        "lm": lm_cfg,
+        "sae": sae_cfg,
+        "gates": {
+            "heldout_loss": heldout_loss,
+            "mood_persistence": persistence,
+            "saes": sae_rows,
+        },
+        "build_seconds": t0.elapsed().as_secs_f64(),
+    });
+    std::fs::write(
+        out.join("world.json"),
+        serde_json::to_string_pretty(&world)?,
+    )?;
+    println!(
+        "\nwrote {} in {:.0} s",
+        out.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
