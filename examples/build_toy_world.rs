@@ -3,9 +3,10 @@
 //! held-out documents and writes everything to `assets/toy/`.
 //!
 //! `cargo run --release --example build_toy_world [-- --out DIR] [--work DIR] [--lm-steps N]
-//! [--sae-steps N] [--keep-model]`
+//! [--sae-steps N] [--keep-model] [--gates-only]`
 //!
-//! `--keep-model` reuses the model already in `DIR/model` and retrains only the SAEs.
+//! `--keep-model` reuses the model already in `DIR/model` and retrains only the SAEs;
+//! `--gates-only` retrains nothing and measures the gates of the world in `DIR`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use burn_autodiff::Autodiff;
 use interp::models::models::gpt2::save_pretrained;
 use interp::models::{Cpu, HookedTransformer, TextTokenizer};
 use interp::toy::corpus::{self, CorpusConfig, Lang, Mood};
-use interp::toy::eval::{labelled_activations, mood_feature_auroc, mood_persistence};
+use interp::toy::eval::{mood_feature_auroc, mood_persistence, word_activations};
 use interp::toy::lm::{self, LmConfig};
 use interp::toy::saes::{self, ToySaeConfig};
 use interp::toy::tokenizer::train_tokenizer;
@@ -38,7 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let out = flag("--out").map_or_else(|| PathBuf::from("assets/toy"), PathBuf::from);
     let work = flag("--work").map_or_else(|| PathBuf::from("target/toy-build"), PathBuf::from);
-    let keep_model = args.iter().any(|a| a == "--keep-model");
+    let gates_only = args.iter().any(|a| a == "--gates-only");
+    let keep_model = gates_only || args.iter().any(|a| a == "--keep-model");
     let mut lm_cfg = LmConfig::default();
     if let Some(s) = flag("--lm-steps") {
         lm_cfg.steps = s.parse()?;
@@ -126,59 +128,66 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    // 4. SAEs at every hook point, from one pass over the corpus.
+    // 4. SAEs at every hook point, from one pass over the corpus (or the shipped ones).
     let model = Arc::new(model);
     let hooks = saes::toy_hooks(model.cfg().n_layers);
-    let acts = saes::collect_activations(model.clone(), &corpus_path, &hooks, &sae_cfg)?;
     let saes_dir = out.join(SAES_DIR);
     let mut trained = Vec::new();
-    for (hook, x) in hooks.iter().zip(acts) {
-        let t = saes::train_sae(
-            x,
-            *hook,
-            &sae_cfg,
-            &work.join("saes").join(hook.to_string()),
-            false,
-        )?;
-        interp::sae::formats::saelens::save(
-            &t.sae,
-            &saes_dir.join(hook.to_string()),
-            t.log10_density.as_deref(),
-        )?;
-        println!(
-            "  {hook:28} L0 {:5.1}  train FVU {:.4}  dead {:.2}%",
-            t.last.l0,
-            t.last.fvu,
-            100.0 * t.last.dead_fraction
-        );
-        trained.push((*hook, t));
+    if gates_only {
+        for hook in &hooks {
+            let dir = saes_dir.join(hook.to_string());
+            let density = interp::sae::formats::saelens::load_sparsity(&dir)?;
+            trained.push((*hook, interp::sae::formats::saelens::load(&dir)?, density));
+        }
+    } else {
+        let acts = saes::collect_activations(model.clone(), &corpus_path, &hooks, &sae_cfg)?;
+        for (hook, x) in hooks.iter().zip(acts) {
+            let work_dir = work.join("saes").join(hook.to_string());
+            let t = saes::train_sae(x, *hook, &sae_cfg, &work_dir, false)?;
+            let dir = saes_dir.join(hook.to_string());
+            interp::sae::formats::saelens::save(&t.sae, &dir, t.log10_density.as_deref())?;
+            println!(
+                "  {hook:28} L0 {:5.1}  train FVU {:.4}",
+                t.last.l0, t.last.fvu
+            );
+            trained.push((*hook, t.sae, t.log10_density));
+        }
     }
 
-    // Gates: held-out FVU and the best single feature per mood.
-    let labelled = labelled_activations(model.as_ref(), &heldout, &hooks)?;
-    let pairs: Vec<_> = trained.iter().map(|(h, t)| (*h, &t.sae)).collect();
-    let aurocs = mood_feature_auroc(&labelled, &pairs, 16)?;
+    // Gates: held-out FVU, dead latents, and the best single feature per mood.
+    let heldout_path = work.join("heldout.jsonl");
+    corpus::write_jsonl(&heldout, &heldout_path)?;
+    let eval_cfg = ToySaeConfig {
+        tokens: 16_384,
+        ..sae_cfg.clone()
+    };
+    let heldout_acts = saes::collect_activations(model.clone(), &heldout_path, &hooks, &eval_cfg)?;
+    let words = word_activations(model.as_ref(), &heldout, &hooks)?;
+    let pairs: Vec<_> = trained.iter().map(|(h, sae, _)| (*h, sae)).collect();
+    let aurocs = mood_feature_auroc(&words, &pairs, 16)?;
     let mut sae_rows = Vec::new();
     println!(
-        "\n{:28} {:>7} {:>7}  best-feature AUROC per mood",
-        "hook", "FVU", "dead%"
+        "\n{:28} {:>7} {:>6} {:>7}  best-feature AUROC per mood",
+        "hook", "FVU", "L0", "dead%"
     );
-    for (hook, t) in &trained {
-        let fvu = saes::fvu(&t.sae, &labelled.acts[hook])?;
+    for ((hook, sae, density), x) in trained.iter().zip(&heldout_acts) {
+        let fvu = saes::fvu(sae, x)?;
+        let l0 = saes::mean_l0(sae, x)?;
+        let dead = density.as_deref().map_or(f64::NAN, saes::dead_fraction);
         let per_mood = &aurocs[hook];
         let cells: Vec<String> = per_mood
             .iter()
             .map(|m| format!("{} f{} {:.3}", m.mood, m.feature, m.auroc))
             .collect();
         println!(
-            "{:28} {fvu:7.4} {:7.2}  {}",
+            "{:28} {fvu:7.4} {l0:6.1} {:7.2}  {}",
             hook.to_string(),
-            100.0 * t.last.dead_fraction,
+            100.0 * dead,
             cells.join(" | ")
         );
         sae_rows.push(json!({
-            "hook": hook.to_string(), "l0": t.last.l0, "train_fvu": t.last.fvu,
-            "heldout_fvu": fvu, "dead_fraction": t.last.dead_fraction, "moods": per_mood,
+            "hook": hook.to_string(), "heldout_fvu": fvu, "heldout_l0": l0,
+            "dead_fraction": dead, "moods": per_mood,
         }));
     }
     println!("\nbest AUROC per mood over all SAEs:");

@@ -4,9 +4,10 @@
 //!   words above the other moods' at the next mood slot? A mood's score is the log of the
 //!   total probability of its words (each word's tokens scored in sequence); the prediction
 //!   is the best-scoring mood.
-//! - [`mood_feature_auroc`]: for each SAE and mood, the single feature that best separates the
-//!   tokens of documents in that mood (from the first mood word on, where the mood is
-//!   knowable) from the tokens of all other documents, by AUROC.
+//! - [`mood_feature_auroc`]: for each SAE and mood, the single feature that best separates
+//!   that mood's words (happy, glad, joyful, cheerful, heureux, ravi, … in held-out text) from
+//!   every other word, by AUROC over word activations ([`word_activations`]: the sum over a
+//!   word's sub-tokens).
 
 use std::collections::BTreeMap;
 
@@ -113,27 +114,52 @@ fn log_sum_exp(v: &[f64]) -> f64 {
     max + v.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
 }
 
-/// Activations at several hook points for the labelled tokens of a set of documents.
+/// SAE-ready activations of every word of a set of documents at several hook points, with the
+/// corpus label of each word.
+///
+/// A word's row is the sum of its sub-tokens' activations (seed 001 §1.2.1 sums the tokens of
+/// French "heureux" the same way), so English words (mostly one token) and French words
+/// (often several) are compared alike.
 #[derive(Debug)]
-pub struct LabelledActivations {
-    /// `[tokens, d]` per hook point.
+pub struct WordActivations {
+    /// `[words, d]` per hook point.
     pub acts: BTreeMap<HookPoint, Array2<f32>>,
-    /// The document mood of each row.
-    pub moods: Vec<Mood>,
-    /// The document language of each row.
+    /// The mood of each word when it is a mood word (`None` for every other word).
+    pub moods: Vec<Option<Mood>>,
+    /// The language of each word's document.
     pub langs: Vec<Lang>,
 }
 
-/// Runs `model` over `docs` (each from BOS) and keeps, at `hooks`, the activations of the tokens
-/// at or after the end of each document's first mood word (where its mood is knowable).
+/// Byte spans of the words (maximal runs of alphabetic characters) of `text`.
+fn words(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_alphabetic(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+/// Runs `model` over `docs` (each from BOS, cut to `n_ctx`) and returns the activations of
+/// every word at `hooks`, labelled with its mood when it is a mood word.
 ///
 /// # Errors
 /// Tokenizer and model errors.
-pub fn labelled_activations<B: Backend>(
+pub fn word_activations<B: Backend>(
     model: &HookedTransformer<B>,
     docs: &[Document],
     hooks: &[HookPoint],
-) -> Result<LabelledActivations> {
+) -> Result<WordActivations> {
     let tok = model.tokenizer()?;
     let bos = model.cfg().bos_token_id;
     let filter = NameFilter::patterns(hooks.iter().map(ToString::to_string));
@@ -141,33 +167,49 @@ pub fn labelled_activations<B: Backend>(
     let (mut moods, mut langs) = (Vec::new(), Vec::new());
     for doc in docs {
         let enc = tok.encode(&doc.text, bos)?;
-        let n_ctx = model.cfg().n_ctx;
-        let ids = &enc.ids[..enc.ids.len().min(n_ctx)];
-        let onset = doc.mood_onset();
-        let keep: Vec<usize> = (usize::from(bos.is_some())..ids.len())
-            .filter(|&i| enc.offsets[i].0 >= onset)
-            .collect();
-        if keep.is_empty() {
-            continue;
+        let n = enc.ids.len().min(model.cfg().n_ctx);
+        let first = usize::from(bos.is_some());
+        // The tokens of each word (a token belongs to the first word it overlaps).
+        let spans = words(&doc.text);
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+        for (i, &(s, e)) in enc.offsets.iter().enumerate().take(n).skip(first) {
+            if let Some(w) = spans.iter().position(|&(ws, we)| s < we && e > ws) {
+                members[w].push(i);
+            }
         }
-        let (_, cache) = model.run_with_cache(&Batch::single(ids), filter.clone())?;
+        let (_, cache) = model.run_with_cache(&Batch::single(&enc.ids[..n]), filter.clone())?;
         for &hook in hooks {
             let act = cache
                 .rank3(&hook)
                 .ok_or_else(|| Error::InvalidArgument(format!("hook `{hook}` was not cached")))?;
-            let [_, p, d] = act.dims();
+            let d = act.dims()[2];
             let data = act
                 .into_data()
                 .convert::<f32>()
                 .into_vec::<f32>()
                 .map_err(|e| Error::InvalidArgument(format!("activations: {e:?}")))?;
             let dst = rows.entry(hook).or_default();
-            for &i in keep.iter().filter(|&&i| i < p) {
-                dst.extend_from_slice(&data[i * d..(i + 1) * d]);
+            for tokens in members.iter().filter(|m| !m.is_empty()) {
+                let mut sum = vec![0.0f32; d];
+                for &i in tokens {
+                    for (acc, v) in sum.iter_mut().zip(&data[i * d..(i + 1) * d]) {
+                        *acc += v;
+                    }
+                }
+                dst.extend_from_slice(&sum);
             }
         }
-        moods.extend(std::iter::repeat_n(doc.mood, keep.len()));
-        langs.extend(std::iter::repeat_n(doc.lang, keep.len()));
+        for (&(ws, we), tokens) in spans.iter().zip(&members) {
+            if tokens.is_empty() {
+                continue;
+            }
+            let mood = doc.mood_spans().find(|sp| sp.start == ws && sp.end == we);
+            moods.push(mood.and_then(|sp| match sp.label {
+                crate::corpus::Label::Mood(m) => Some(m),
+                _ => None,
+            }));
+            langs.push(doc.lang);
+        }
     }
     let n = moods.len();
     let acts = rows
@@ -179,7 +221,7 @@ pub fn labelled_activations<B: Backend>(
             Ok((h, a))
         })
         .collect::<Result<_>>()?;
-    Ok(LabelledActivations { acts, moods, langs })
+    Ok(WordActivations { acts, moods, langs })
 }
 
 /// The best single feature of one SAE for one mood.
@@ -189,21 +231,21 @@ pub struct MoodFeature {
     pub mood: Mood,
     /// The feature index.
     pub feature: usize,
-    /// AUROC of the feature's activation, this mood's tokens against all others.
+    /// AUROC of the feature's activation, this mood's words against all other words.
     pub auroc: f64,
-    /// Fraction of this mood's tokens on which the feature fires.
+    /// Fraction of this mood's words on which the feature fires.
     pub firing_rate: f64,
 }
 
-/// For each mood, the feature of `sae` that best separates that mood's rows of `codes`
-/// (`[tokens, d_sae]` SAE activations) from the others by AUROC. Candidates are the
+/// For each mood, the feature that best separates that mood's rows of `codes` (`[words, d_sae]`
+/// SAE activations, `moods` their labels) from all other rows by AUROC. Candidates are the
 /// `candidates` features with the largest difference of mean activation.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when `moods` and `codes` disagree in length or a mood has no rows.
 pub fn best_mood_features(
     codes: &Array2<f32>,
-    moods: &[Mood],
+    moods: &[Option<Mood>],
     candidates: usize,
 ) -> Result<Vec<MoodFeature>> {
     if codes.nrows() != moods.len() {
@@ -215,11 +257,11 @@ pub fn best_mood_features(
     }
     let mut out = Vec::new();
     for mood in Mood::ALL {
-        let is_pos: Vec<bool> = moods.iter().map(|m| *m == mood).collect();
+        let is_pos: Vec<bool> = moods.iter().map(|m| *m == Some(mood)).collect();
         let n_pos = is_pos.iter().filter(|&&p| p).count();
         if n_pos == 0 || n_pos == moods.len() {
             return Err(Error::InvalidArgument(format!(
-                "mood {mood} needs both positive and negative tokens"
+                "mood {mood} needs both positive and negative words"
             )));
         }
         let mut diff: Vec<(usize, f64)> = codes
@@ -270,12 +312,12 @@ pub fn best_mood_features(
     Ok(out)
 }
 
-/// [`best_mood_features`] for each `(hook, sae)` over the labelled activations.
+/// [`best_mood_features`] for each `(hook, sae)` over the word activations.
 ///
 /// # Errors
 /// A hook missing from `acts`; SAE encoding errors.
 pub fn mood_feature_auroc(
-    acts: &LabelledActivations,
+    acts: &WordActivations,
     saes: &[(HookPoint, &Sae)],
     candidates: usize,
 ) -> Result<BTreeMap<HookPoint, Vec<MoodFeature>>> {

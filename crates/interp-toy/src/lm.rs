@@ -31,7 +31,7 @@ pub struct LmConfig {
     pub n_heads: usize,
     /// Context length (also the training window). Default 128.
     pub n_ctx: usize,
-    /// Optimiser steps. Default 3000.
+    /// Optimiser steps. Default 1500.
     pub steps: usize,
     /// Windows per step. Default 16.
     pub batch_size: usize,
@@ -56,7 +56,7 @@ impl Default for LmConfig {
             d_model: 128,
             n_heads: 4,
             n_ctx: 128,
-            steps: 3000,
+            steps: 1500,
             batch_size: 16,
             lr: 3e-3,
             warmup_steps: 100,

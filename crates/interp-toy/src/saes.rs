@@ -9,7 +9,7 @@ use burn::tensor::backend::Backend;
 use interp_models::{HookPoint, HookedTransformer};
 use interp_sae::store::{ActivationStore, Corpus, StoreConfig};
 use interp_sae::train::{
-    ActivationMatrix, FitOptions, StepMetrics, TrainArch, TrainConfig, Trainer,
+    ActivationMatrix, DeadPolicy, FitOptions, StepMetrics, TrainArch, TrainConfig, Trainer,
 };
 use interp_sae::Sae;
 use ndarray::{concatenate, Array2, Axis};
@@ -133,6 +133,15 @@ pub fn train_sae(
     train_cfg.seed = cfg.seed;
     train_cfg.log_every = (cfg.steps / 20).max(1);
     train_cfg.checkpoint_every = 0;
+    // AuxK alone leaves up to a third of the latents dead on the low-rank attention outputs;
+    // resampling (three rounds) revives them.
+    train_cfg.dead = DeadPolicy::Resample {
+        every: (cfg.steps / 5).max(1),
+        window: (cfg.steps / 10).max(1),
+        threshold: 0.0,
+        max_rounds: 3,
+        sample_size: 16_384,
+    };
     let mut trainer = Trainer::new(train_cfg, &mut source)?;
     let report = trainer.fit(
         &mut source,
@@ -173,4 +182,21 @@ pub fn fvu(sae: &Sae, x: &Array2<f32>) -> Result<f64> {
     let err: f64 = (x - &x_hat).iter().map(|v| f64::from(*v).powi(2)).sum();
     let var: f64 = (x - &mean).iter().map(|v| f64::from(*v).powi(2)).sum();
     Ok(if var > 0.0 { err / var } else { 0.0 })
+}
+
+/// Mean number of active latents per row of `x`.
+///
+/// # Errors
+/// SAE errors (shape mismatch, non-finite input).
+pub fn mean_l0(sae: &Sae, x: &Array2<f32>) -> Result<f64> {
+    let codes = sae.encode(x.view())?;
+    let active = codes.iter().filter(|&&v| v > 0.0).count();
+    Ok(active as f64 / x.nrows().max(1) as f64)
+}
+
+/// Fraction of latents that never fired in the training window, from the per-latent log10
+/// firing density the trainer saves (`sparsity.safetensors`, −10 for never).
+pub fn dead_fraction(log10_density: &[f32]) -> f64 {
+    let dead = log10_density.iter().filter(|&&d| d <= -10.0).count();
+    dead as f64 / log10_density.len().max(1) as f64
 }
