@@ -5,7 +5,17 @@
 //! - [`tokenizer`]: a small byte-level BPE trained on that corpus.
 //! - [`lm`]: a GPT-2-architecture model trained on the corpus with burn autodiff, saved in
 //!   Hugging Face layout.
+//! - [`saes`]: one TopK SAE per hook point, from a single activation-store pass.
+//! - [`eval`]: the quality gates, scored against the corpus labels (mood persistence, the best
+//!   single SAE feature per mood).
 //! - [`world`]: loading the shipped world (`assets/toy/`): model, tokenizer and SAEs.
+//!
+//! ```no_run
+//! let world = interp_toy::ToyWorld::load()?;
+//! let tokens = world.model().to_tokens("I'm so happy I got the job.", true)?;
+//! let sae = world.sae("blocks.2.hook_resid_pre")?;
+//! # Ok::<(), interp_toy::Error>(())
+//! ```
 
 pub mod corpus;
 mod error;
