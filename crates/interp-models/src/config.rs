@@ -25,6 +25,15 @@ impl Activation {
             _ => None,
         }
     }
+
+    /// The HF `activation_function` string that [`Self::from_hf`] reads back as `self`.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Activation::GeluNew => "gelu_new",
+            Activation::Gelu => "gelu",
+            Activation::Relu => "relu",
+        }
+    }
 }
 
 /// The resolved configuration of a hooked transformer, in TransformerLens field names.

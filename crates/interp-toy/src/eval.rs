@@ -69,11 +69,7 @@ pub fn mood_persistence<B: Backend>(
         }
         let logits = model.forward(&Batch::padded(&rows, PaddingSide::Right))?;
         let [n, p, v] = logits.dims();
-        let data = logits
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .map_err(|e| Error::InvalidArgument(format!("logits: {e:?}")))?;
+        let data = host(logits, "logits")?;
         let mut by_mood: BTreeMap<Mood, Vec<f64>> = BTreeMap::new();
         for (r, (row, &(mood, len))) in rows.iter().zip(&owners).enumerate().take(n) {
             let mut lp = 0.0f64;
@@ -183,11 +179,7 @@ pub fn word_activations<B: Backend>(
                 .rank3(&hook)
                 .ok_or_else(|| Error::InvalidArgument(format!("hook `{hook}` was not cached")))?;
             let d = act.dims()[2];
-            let data = act
-                .into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .map_err(|e| Error::InvalidArgument(format!("activations: {e:?}")))?;
+            let data = host(act, "activations")?;
             let dst = rows.entry(hook).or_default();
             for tokens in members.iter().filter(|m| !m.is_empty()) {
                 let mut sum = vec![0.0f32; d];
@@ -268,32 +260,14 @@ pub fn best_mood_features(
             .axis_iter(Axis(1))
             .enumerate()
             .map(|(f, col)| {
-                let (mut sp, mut sn) = (0.0f64, 0.0f64);
-                for (v, &p) in col.iter().zip(&is_pos) {
-                    if p {
-                        sp += f64::from(*v);
-                    } else {
-                        sn += f64::from(*v);
-                    }
-                }
-                (f, sp / n_pos as f64 - sn / (moods.len() - n_pos) as f64)
+                let (pos, neg) = split_by(col, &is_pos);
+                (f, mean(&pos) - mean(&neg))
             })
             .collect();
         diff.sort_by(|a, b| b.1.total_cmp(&a.1));
         let mut best: Option<MoodFeature> = None;
         for &(f, _) in diff.iter().take(candidates.max(1)) {
-            let col = codes.column(f);
-            let (pos, neg): (Vec<f64>, Vec<f64>) = {
-                let (mut pos, mut neg) = (Vec::new(), Vec::new());
-                for (v, &p) in col.iter().zip(&is_pos) {
-                    if p {
-                        pos.push(f64::from(*v));
-                    } else {
-                        neg.push(f64::from(*v));
-                    }
-                }
-                (pos, neg)
-            };
+            let (pos, neg) = split_by(codes.column(f), &is_pos);
             let auroc = interp_geometry::stats::mann_whitney_u(&pos, &neg)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?
                 .effect;
@@ -310,6 +284,31 @@ pub fn best_mood_features(
         out.extend(best);
     }
     Ok(out)
+}
+
+/// The values of `col` where `is_pos` holds, and the others.
+fn split_by(col: ndarray::ArrayView1<'_, f32>, is_pos: &[bool]) -> (Vec<f64>, Vec<f64>) {
+    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+    for (v, &p) in col.iter().zip(is_pos) {
+        if p {
+            pos.push(f64::from(*v))
+        } else {
+            neg.push(f64::from(*v))
+        }
+    }
+    (pos, neg)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// A tensor's values on the host.
+fn host<B: Backend, const D: usize>(t: burn::tensor::Tensor<B, D>, what: &str) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| Error::InvalidArgument(format!("{what}: {e:?}")))
 }
 
 /// [`best_mood_features`] for each `(hook, sae)` over the word activations.

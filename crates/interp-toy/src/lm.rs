@@ -258,10 +258,7 @@ pub fn eval_loss<B: Backend>(
     for chunk in starts.chunks(batch.max(1)) {
         let (inputs, targets): (Vec<Vec<u32>>, Vec<Vec<u32>>) = chunk
             .iter()
-            .map(|&s| {
-                let w = &stream[s..s + window];
-                (w[..window - 1].to_vec(), w[1..].to_vec())
-            })
+            .map(|&s| input_and_targets(&stream[s..s + window]))
             .unzip();
         let logits = model.forward(&Batch::padded(&inputs, Default::default()))?;
         let loss: f32 = cross_entropy(logits, &targets, model.device())
@@ -289,10 +286,15 @@ fn sample_windows(
     (0..n)
         .map(|_| {
             let s = rng.below(stream.len() - window + 1);
-            let w = &stream[s..s + window];
-            (w[..window - 1].to_vec(), w[1..].to_vec())
+            input_and_targets(&stream[s..s + window])
         })
         .unzip()
+}
+
+/// A window's model input (all but its last token) and next-token targets (all but its first).
+fn input_and_targets(window: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let n = window.len();
+    (window[..n - 1].to_vec(), window[1..].to_vec())
 }
 
 /// Mean cross-entropy of `logits` `[b, p, v]` against `targets` (`b` rows of `p` ids).

@@ -318,11 +318,6 @@ pub fn save_pretrained<B: Backend>(model: &HookedTransformer<B>, dir: &Path) -> 
     put("lm_head.weight".into(), w.w_u.val().transpose().into_data());
     write_safetensors_f32(&dir.join("model.safetensors"), tensors)?;
 
-    let act = match cfg.act_fn {
-        Activation::GeluNew => "gelu_new",
-        Activation::Gelu => "gelu",
-        Activation::Relu => "relu",
-    };
     let config = serde_json::json!({
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
@@ -333,7 +328,7 @@ pub fn save_pretrained<B: Backend>(model: &HookedTransformer<B>, dir: &Path) -> 
         "n_layer": cfg.n_layers,
         "n_head": cfg.n_heads,
         "n_inner": cfg.d_mlp,
-        "activation_function": act,
+        "activation_function": cfg.act_fn.hf_name(),
         "layer_norm_epsilon": cfg.eps,
         "scale_attn_by_inverse_layer_idx": cfg.scale_attn_by_inverse_layer_idx,
         "bos_token_id": cfg.bos_token_id,
