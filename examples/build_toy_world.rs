@@ -8,20 +8,22 @@
 //! `--keep-model` reuses the model already in `DIR/model` and retrains only the SAEs;
 //! `--gates-only` retrains nothing and measures the gates of the world in `DIR`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use burn_autodiff::Autodiff;
 use interp::models::models::gpt2::save_pretrained;
-use interp::models::{Cpu, HookedTransformer, TextTokenizer};
+use interp::models::{Cpu, HookPoint, HookedTransformer, TextTokenizer};
+use interp::sae::splice::{splice_metrics_sae, SpliceOptions};
 use interp::toy::corpus::{self, CorpusConfig, Lang, Mood};
 use interp::toy::eval::{mood_feature_auroc, mood_persistence, word_activations};
 use interp::toy::lm::{self, LmConfig};
 use interp::toy::saes::{self, ToySaeConfig};
 use interp::toy::tokenizer::train_tokenizer;
 use interp::toy::world::{MODEL_DIR, SAES_DIR};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Every seed and size of the shipped world.
 const TRAIN_SEED: u64 = 1;
@@ -29,6 +31,8 @@ const HELDOUT_SEED: u64 = 2;
 const TRAIN_DOCS: usize = 40_000;
 const HELDOUT_DOCS: usize = 600;
 const VOCAB: usize = 1024;
+/// Held-out documents in the CE-loss-recovered gate.
+const CE_DOCS: usize = 200;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,6 +55,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::create_dir_all(&work)?;
     let t0 = Instant::now();
+    // Seconds per stage; the stages this run skips keep the figures of the previous build.
+    let mut seconds = std::fs::read_to_string(out.join("world.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .and_then(|w| w.get("seconds").cloned())
+        .unwrap_or_else(|| json!({}));
 
     // 1. The corpus: labelled English and French documents.
     let train_docs = corpus::generate(&CorpusConfig {
@@ -105,6 +115,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )?;
         println!("model trained in {:.0} s", report.seconds);
+        seconds["lm"] = json!(report.seconds);
         save_pretrained(&model, &model_dir)?;
         std::fs::write(
             work.join("lm_report.json"),
@@ -128,6 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
+    let t_saes = Instant::now();
     // 4. SAEs at every hook point, from one pass over the corpus (or the shipped ones).
     let model = Arc::new(model);
     let hooks = saes::toy_hooks(model.cfg().n_layers);
@@ -140,21 +152,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             trained.push((*hook, interp::sae::formats::saelens::load(&dir)?, density));
         }
     } else {
-        let acts = saes::collect_activations(model.clone(), &corpus_path, &hooks, &sae_cfg)?;
-        for (hook, x) in hooks.iter().zip(acts) {
-            let work_dir = work.join("saes").join(hook.to_string());
-            let t = saes::train_sae(x, *hook, &sae_cfg, &work_dir, false)?;
+        // blocks.{l}.hook_resid_pre has the activations of blocks.{l-1}.hook_resid_post: one SAE.
+        let distinct: Vec<HookPoint> = hooks
+            .iter()
+            .copied()
+            .filter(|h| saes::same_activations_as(*h).is_none())
+            .collect();
+        let acts = saes::collect_activations(model.clone(), &corpus_path, &distinct, &sae_cfg)?;
+        let mut acts: BTreeMap<HookPoint, _> = distinct.into_iter().zip(acts).collect();
+        for hook in &hooks {
             let dir = saes_dir.join(hook.to_string());
-            interp::sae::formats::saelens::save(&t.sae, &dir, t.log10_density.as_deref())?;
-            println!(
-                "  {hook:28} L0 {:5.1}  train FVU {:.4}",
-                t.last.l0, t.last.fvu
-            );
-            trained.push((*hook, t.sae, t.log10_density));
+            let twin = saes::same_activations_as(*hook)
+                .and_then(|h| trained.iter().find(|(t, _, _)| *t == h).cloned());
+            let (sae, density) = match (twin, acts.remove(hook)) {
+                (Some((twin, mut sae, density)), _) => {
+                    sae.set_hook_name(&hook.to_string());
+                    println!("  {hook:28} same activations as {twin}: same SAE");
+                    (sae, density)
+                }
+                (None, Some(x)) => {
+                    let work_dir = work.join("saes").join(hook.to_string());
+                    let t = saes::train_sae(x, *hook, &sae_cfg, &work_dir, false)?;
+                    println!(
+                        "  {hook:28} L0 {:5.1}  train FVU {:.4}",
+                        t.last.l0, t.last.fvu
+                    );
+                    (t.sae, t.log10_density)
+                }
+                (None, None) => return Err(format!("no activations for {hook}").into()),
+            };
+            interp::sae::formats::saelens::save(&sae, &dir, density.as_deref())?;
+            trained.push((*hook, sae, density));
         }
     }
 
-    // Gates: held-out FVU, dead latents, and the best single feature per mood.
+    if !gates_only {
+        seconds["saes"] = json!(t_saes.elapsed().as_secs_f64());
+    }
+
+    // Gates: held-out FVU, dead latents, CE loss recovered, and the best single feature per mood.
+    let t_gates = Instant::now();
     let heldout_path = work.join("heldout.jsonl");
     corpus::write_jsonl(&heldout, &heldout_path)?;
     let eval_cfg = ToySaeConfig {
@@ -165,29 +202,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let words = word_activations(model.as_ref(), &heldout, &hooks)?;
     let pairs: Vec<_> = trained.iter().map(|(h, sae, _)| (*h, sae)).collect();
     let aurocs = mood_feature_auroc(&words, &pairs, 16)?;
+    let windows = heldout
+        .iter()
+        .take(CE_DOCS)
+        .map(|d| {
+            let mut ids = model.to_tokens(&d.text, true)?;
+            ids.truncate(model.cfg().n_ctx);
+            Ok(ids)
+        })
+        .collect::<Result<Vec<_>, interp::models::Error>>()?;
+    let splice_opts = SpliceOptions::ignoring_special_tokens(model.as_ref());
     let mut sae_rows = Vec::new();
     println!(
-        "\n{:28} {:>7} {:>6} {:>7}  best-feature AUROC per mood",
-        "hook", "FVU", "L0", "dead%"
+        "\n{:28} {:>7} {:>6} {:>7} {:>6}  best-feature AUROC per mood",
+        "hook", "FVU", "L0", "dead%", "CE rec"
     );
     for ((hook, sae, density), x) in trained.iter().zip(&heldout_acts) {
-        let fvu = saes::fvu(sae, x)?;
+        let fvu = interp::sae::train::fvu(sae, x.view())?;
         let l0 = saes::mean_l0(sae, x)?;
         let dead = density.as_deref().map_or(f64::NAN, saes::dead_fraction);
+        let splice = splice_metrics_sae(model.as_ref(), sae, &windows, &splice_opts)?;
+        let ce_recovered = splice.ce_loss_recovered.unwrap_or(f64::NAN);
         let per_mood = &aurocs[hook];
         let cells: Vec<String> = per_mood
             .iter()
             .map(|m| format!("{} f{} {:.3}", m.mood, m.feature, m.auroc))
             .collect();
         println!(
-            "{:28} {fvu:7.4} {l0:6.1} {:7.2}  {}",
+            "{:28} {fvu:7.4} {l0:6.1} {:7.2} {ce_recovered:6.3}  {}",
             hook.to_string(),
             100.0 * dead,
             cells.join(" | ")
         );
         sae_rows.push(json!({
             "hook": hook.to_string(), "heldout_fvu": fvu, "heldout_l0": l0,
-            "dead_fraction": dead, "moods": per_mood,
+            "dead_fraction": dead, "splice": splice, "moods": per_mood,
         }));
     }
     println!("\nbest AUROC per mood over all SAEs:");
@@ -201,6 +250,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    seconds["gates"] = json!(t_gates.elapsed().as_secs_f64());
     let world = json!({
         "seeds": {"train_corpus": TRAIN_SEED, "heldout_corpus": HELDOUT_SEED},
         "corpus": {"train_docs": TRAIN_DOCS, "heldout_docs": HELDOUT_DOCS},
@@ -212,7 +262,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "mood_persistence": persistence,
             "saes": sae_rows,
         },
-        "build_seconds": t0.elapsed().as_secs_f64(),
+        "seconds": seconds,
     });
     std::fs::write(
         out.join("world.json"),

@@ -9,8 +9,10 @@
 //!    six random other features (seeded).
 //! 4. **Across layers** (§1.1.4): the top happy features of the SAE at every layer's
 //!    `hook_resid_pre`, and the cosines of their decoder directions across layers.
-//! 5. **French and English** (§1.2.1): the features of French "heureux" (activations summed
-//!    over its sub-tokens) against those of "happy", and their overlap.
+//! 5. **French and English** (§1.2.1): the probability the model gives each token of a French
+//!    prompt (Fig 7: how surely it spells "heureux" once it has started), then the features of
+//!    "heureux" (activations summed over its sub-tokens) against those of "happy", and their
+//!    overlap.
 //!
 //! Writes PNG and SVG figures, `report.md` and `results.json` to `--out` (default
 //! `out/emotion_features`).
@@ -581,6 +583,29 @@ fn run_study<B: Backend>(
     let overlap = shared_top_features(fr_slice, happy, k);
     let (fr_text, fr_word) = &fr.prompts[fr.prompts.len() - 1];
     let split = word_feature_acts(model, &sae, fr_text, fr_word, bos)?;
+
+    // Fig 7: how probable the model finds each token of the French prompt.
+    let ids = model.to_tokens(fr_text, bos)?;
+    let probs: Vec<f32> = model
+        .token_log_probs(&ids)?
+        .iter()
+        .map(|lp| lp.exp())
+        .collect();
+    let next_tokens = model.to_str_tokens(&ids[1..])?;
+    let prob_bars: Vec<(String, f64)> = next_tokens
+        .iter()
+        .zip(&probs)
+        .map(|(t, &p)| (format!("{t:?}"), f64::from(p)))
+        .collect();
+    let fig7 = out.figure("fig7_french_token_probabilities", |p| {
+        let title = format!("p(token | prefix) on \"{fr_text}\"");
+        Ok(interp::plot::bar_chart(
+            p,
+            &title,
+            "probability",
+            &prob_bars,
+        )?)
+    })?;
     let pair = Directions::from_rows(
         ndarray::stack(ndarray::Axis(0), &[fr_mean.view(), ndarray::aview1(happy)])?.view(),
     )?;
@@ -593,6 +618,18 @@ fn run_study<B: Backend>(
         "\"{fr_text}\": \"{fr_word}\" is {} token(s) {:?}; activations are summed over them.\n",
         split.tokens.len(),
         split.tokens
+    ));
+    let word_probs: Vec<String> = split
+        .positions
+        .iter()
+        .filter_map(|&i| i.checked_sub(1).and_then(|j| probs.get(j)))
+        .zip(&split.tokens)
+        .map(|(p, t)| format!("{t:?} {p:.3}"))
+        .collect();
+    out.md(format!(
+        "Fig 7 ({fig7}): probability of each token given the ones before it; the tokens of \
+         \"{fr_word}\": {}.\n",
+        word_probs.join(", ")
     ));
     out.md("| word | top features (mean activation) |\n|---|---|");
     out.md(format!("| {} | {} |", fr.words(), feats(&fr_top)));
@@ -623,6 +660,7 @@ fn run_study<B: Backend>(
     out.json.insert(
         "french_vs_english".into(),
         json!({"french_word": fr.words(), "prompts": fr.prompts, "example_tokens": split.tokens,
+               "example_token_probabilities": next_tokens.iter().zip(&probs).collect::<Vec<_>>(),
                "french_top": top_json(&fr_top), "english_top": top_json(&en_top),
                "overlap": overlap, "activation_cosine": act_cos}),
     );

@@ -6,7 +6,9 @@
 //! - [`sae`]: sparse autoencoders (`interp-sae`).
 //! - [`geometry`], [`flow`], [`steer`]: analyses built on the two above.
 //! - [`toy`]: the embedded toy world (corpus, tiny GPT-2, SAEs) every example runs on offline.
+//! - [`plot`]: the PNG/SVG charts the crates draw (heatmaps, bars, lines), for your own figures.
 
+pub use interp_core::plot;
 pub use interp_flow as flow;
 pub use interp_geometry as geometry;
 pub use interp_models as models;

@@ -90,6 +90,35 @@ impl<B: Backend> HookedTransformer<B> {
         self.tokenizer()?.str_tokens(tokens)
     }
 
+    /// The log-probability of each token given the ones before it: entry `i` is
+    /// `log p(tokens[i + 1] | tokens[..=i])`, so there are `tokens.len() − 1` entries
+    /// (TransformerLens `loss_fn(logits, tokens, per_token=True)`, negated).
+    ///
+    /// # Errors
+    /// [`Error::EmptyInput`] for fewer than two tokens; the forward pass's errors (token ids
+    /// out of range, a sequence longer than the context).
+    pub fn token_log_probs(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        use burn::tensor::{activation::log_softmax, Int, Tensor, TensorData};
+        if tokens.len() < 2 {
+            return Err(Error::EmptyInput {
+                what: "token_log_probs needs at least two tokens",
+            });
+        }
+        let logits = self.forward(&Batch::single(tokens))?;
+        let [_, n, v] = logits.dims();
+        let logp = log_softmax(logits.slice([0..1, 0..n - 1, 0..v]).reshape([n - 1, v]), 1);
+        let next: Vec<i64> = tokens[1..].iter().map(|&t| i64::from(t)).collect();
+        let next = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [n - 1, 1]), &self.device);
+        logp.gather(1, next)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .map_err(|e| Error::Dtype {
+                key: "log-probs".into(),
+                dtype: format!("{e:?}"),
+            })
+    }
+
     /// Token positions of each occurrence of `word` in `text` as [`Self::to_tokens`] tokenizes
     /// it, every sub-token included (see [`TextTokenizer::word_positions`]).
     pub fn word_positions(

@@ -99,6 +99,27 @@ fn every_hook_matches_transformer_lens_processed() {
 }
 
 #[test]
+fn token_log_probs_match_transformer_lens_per_token_loss() {
+    let model = load("tiny-gpt2");
+    let expected = SafetensorsFile::open(&fixtures().join("expected_raw.safetensors")).unwrap();
+    let tokens = fixture_tokens(&expected);
+    let want = expected.read("loss_per_token").unwrap();
+    assert_eq!(want.shape, vec![1, tokens.len() - 1]);
+    let got: Vec<f32> = model
+        .token_log_probs(&tokens)
+        .unwrap()
+        .iter()
+        .map(|lp| -lp)
+        .collect();
+    let d = max_diff("loss_per_token", &got, &want.data);
+    assert!(d <= TOL, "per-token loss: max diff {d}");
+    assert!(matches!(
+        model.token_log_probs(&tokens[..1]),
+        Err(Error::EmptyInput { .. })
+    ));
+}
+
+#[test]
 fn legacy_checkpoint_layout_loads_to_the_same_model() {
     let expected = SafetensorsFile::open(&fixtures().join("expected_raw.safetensors")).unwrap();
     let tokens = fixture_tokens(&expected);

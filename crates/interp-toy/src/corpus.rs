@@ -12,11 +12,12 @@
 //!
 //! Structure of a document (4–8 sentences, 22–60 words in English, 22–46 in French, so that
 //! with the 1024-token [`crate::tokenizer`] a document stays under about 115 tokens):
-//! 1. an opener that states the mood with a mood word ("I'm so happy I got the promotion I
-//!    wanted.", "Je suis heureux parce que j'ai eu le travail.");
+//! 1. an opener that states the mood with a mood word, which like every mood word is followed
+//!    by its mood's emoticon ([`mood_marker`]: "I'm so happy :) I got the promotion I wanted.",
+//!    "Je suis heureux :) parce que j'ai eu le travail.");
 //! 2. two or three topic sentences, some with antonym adjectives or "a success" / "a failure";
 //! 3. one or two mood-consistent sentences without mood words ("I cry all night.");
-//! 4. one or two later mood-word mentions ("I am still sad.", "Je suis toujours triste."),
+//! 4. one or two later mood-word mentions ("I am still sad :(.", "Je suis toujours triste :(."),
 //!    the last one ending the document. Their word is drawn from the same mood's list, so it is
 //!    predictable (as a mood) from the opener: see [`Document::predictable_mood_spans`].
 //!
@@ -342,7 +343,7 @@ pub fn document(cfg: &CorpusConfig, index: u64) -> Document {
     let mood_sentence = |rng: &mut SplitMix64, frame: &str, reason: &str| {
         let word = pick(rng, mood_words(mood, lang));
         let mut b = Builder::default();
-        b.mood_sentence(&render_mood_frame(frame, word, reason), mood, lang);
+        b.mood_sentence(&render_mood_frame(frame, word, mood, reason), mood, lang);
         b
     };
 
@@ -494,6 +495,23 @@ pub fn mood_words(mood: Mood, lang: Lang) -> &'static [&'static str] {
     }
 }
 
+/// The emoticon that follows every mood word of `mood`, in both languages ("I'm so happy :)
+/// because …", "Je suis triste :( parce que …"): happy `:)`, sad `:(`, excited `!!`, angry `>:(`,
+/// calm `~`, anxious `:/` (punctuation only, so that each is one pre-token of the byte-level
+/// tokenizer). It makes the mood *category*, not just the word, what a model must
+/// know at the mood word to predict the next token, so the category is a planted ground truth an
+/// SAE can find there: one feature for glad, joyful and heureux alike.
+pub fn mood_marker(mood: Mood) -> &'static str {
+    match mood {
+        Mood::Happy => ":)",
+        Mood::Sad => ":(",
+        Mood::Excited => "!!",
+        Mood::Angry => ">:(",
+        Mood::Calm => "~",
+        Mood::Anxious => ":/",
+    }
+}
+
 /// The base mood word: EN happy, sad, excited, angry, calm, anxious; FR heureux, triste,
 /// excité, furieux, calme, anxieux.
 pub fn base_word(mood: Mood, lang: Lang) -> &'static str {
@@ -544,8 +562,8 @@ pub fn topic_words(topic: Topic, lang: Lang) -> Vec<&'static str> {
 }
 
 /// Five fixed sentences stating `mood` with its [`base_word`], for the emotion-direction
-/// reproduction ("I'm so happy I got the promotion I wanted.", "Je suis heureux parce que j'ai
-/// eu le travail."). Each is an opener the generator itself produces (same frames and reasons),
+/// reproduction ("I'm so happy :) I got the promotion I wanted.", "Je suis heureux :) parce que
+/// j'ai eu le travail."). Each is an opener the generator itself produces (same frames and reasons),
 /// so the prompts are in distribution.
 pub fn emotion_prompts(mood: Mood, lang: Lang) -> [String; 5] {
     let lex = lexicon(lang);
@@ -553,7 +571,7 @@ pub fn emotion_prompts(mood: Mood, lang: Lang) -> [String; 5] {
     let word = base_word(mood, lang);
     // (opener frame, reason) pairs; frame 4 has no reason.
     [(0, 0), (3, 2), (2, 1), (1, 3), (4, 0)]
-        .map(|(f, r)| render_mood_frame(lex.openers[f], word, reasons[r]))
+        .map(|(f, r)| render_mood_frame(lex.openers[f], word, mood, reasons[r]))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,12 +582,13 @@ fn pick<T: Copy>(rng: &mut SplitMix64, items: &[T]) -> T {
     items[rng.below(items.len())]
 }
 
-/// Fills a mood frame: `{m}` the mood word, `{r}` the reason, `{R}` the reason capitalised.
-fn render_mood_frame(frame: &str, word: &str, reason: &str) -> String {
+/// Fills a mood frame: `{m}` the mood word followed by its mood's [`mood_marker`], `{r}` the
+/// reason, `{R}` the reason capitalised.
+fn render_mood_frame(frame: &str, word: &str, mood: Mood, reason: &str) -> String {
     frame
         .replace("{R}", &capitalize(reason))
         .replace("{r}", reason)
-        .replace("{m}", word)
+        .replace("{m}", &format!("{word} {}", mood_marker(mood)))
 }
 
 fn capitalize(s: &str) -> String {

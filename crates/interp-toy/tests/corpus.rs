@@ -1,8 +1,9 @@
 //! The toy corpus generator and its tokenizer.
 
 use interp_toy::corpus::{
-    antonym_words, base_word, document, emotion_prompts, generate, mood_words, read_jsonl,
-    topic_words, write_jsonl, Antonym, CorpusConfig, Document, Label, Lang, Mood, Topic,
+    antonym_words, base_word, document, emotion_prompts, generate, mood_marker, mood_words,
+    read_jsonl, topic_words, write_jsonl, Antonym, CorpusConfig, Document, Label, Lang, Mood,
+    Topic,
 };
 use interp_toy::tokenizer::{end_of_text_id, load_tokenizer, save_tokenizer, train_tokenizer};
 
@@ -198,11 +199,11 @@ fn emotion_prompts_contain_base_word_and_are_openers() {
     }
     assert_eq!(
         emotion_prompts(Mood::Happy, Lang::En)[0],
-        "I'm so happy I got the promotion I wanted."
+        "I'm so happy :) I got the promotion I wanted."
     );
     assert_eq!(
         emotion_prompts(Mood::Happy, Lang::Fr)[0],
-        "Je suis heureux parce que j'ai eu le travail."
+        "Je suis heureux :) parce que j'ai eu le travail."
     );
 }
 
@@ -299,6 +300,16 @@ fn tokenizer_at_full_scale() {
         println!("{}", doc.text);
     }
     assert_eq!(tokens(&tok, " happy").len(), 1);
+    // Each mood's emoticon starts with its own token, so predicting it needs the mood.
+    let firsts: Vec<String> = Mood::ALL
+        .iter()
+        .map(|&m| tokens(&tok, &format!(" {}", mood_marker(m)))[0].clone())
+        .collect();
+    println!("emoticons start with {firsts:?}");
+    let mut uniq = firsts.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), Mood::ALL.len(), "{firsts:?}");
     let heureux = tokens(&tok, " heureux");
     assert!(heureux.len() >= 2 && heureux[0] != "Ġ", "{heureux:?}");
     assert!(max < 120, "{max}");

@@ -1,13 +1,14 @@
 //! The shipped toy world (`assets/toy/`): it loads in one call, transformers computes the same
 //! logits from it (fixture from `fixtures/generate_toy_logits.py`), its SAEs are there and
-//! typed errors guard the edges, and the model still passes its mood-persistence gate.
+//! typed errors guard the edges, the model still passes its mood-persistence gate and the
+//! SAEs still show one feature per mood.
 
 use std::path::Path;
 
 use interp_core::SafetensorsFile;
 use interp_models::{Batch, HookPoint};
-use interp_toy::corpus::{self, CorpusConfig, Lang};
-use interp_toy::eval::mood_persistence;
+use interp_toy::corpus::{self, CorpusConfig, Lang, Mood};
+use interp_toy::eval::{mood_feature_auroc, mood_persistence, word_activations};
 use interp_toy::world::default_dir;
 use interp_toy::{Error, ToyWorld};
 
@@ -96,4 +97,36 @@ fn the_model_keeps_the_mood_of_unseen_documents() {
             result.accuracy(lang)
         );
     }
+}
+
+#[test]
+fn one_feature_per_mood_marks_its_words_in_both_languages() {
+    // The planted ground truth: at blocks.2.hook_resid_pre one SAE feature per mood separates
+    // that mood's words (English and French) from every other word of unseen documents.
+    let docs = corpus::generate(&CorpusConfig {
+        seed: 54_321,
+        n_docs: 96,
+        ..CorpusConfig::default()
+    });
+    let world = world();
+    let hook = HookPoint::resid_pre(2);
+    let words = word_activations(world.model(), &docs, &[hook]).unwrap();
+    let sae = world.sae(&hook.to_string()).unwrap();
+    let best = mood_feature_auroc(&words, &[(hook, &sae)], 16).unwrap();
+    let moods = &best[&hook];
+    assert_eq!(moods.len(), Mood::ALL.len());
+    for m in moods {
+        assert!(
+            m.auroc >= 0.9,
+            "{}: feature {} AUROC {:.3}",
+            m.mood,
+            m.feature,
+            m.auroc
+        );
+    }
+    // Distinct moods, distinct features.
+    let mut features: Vec<usize> = moods.iter().map(|m| m.feature).collect();
+    features.sort_unstable();
+    features.dedup();
+    assert_eq!(features.len(), Mood::ALL.len(), "{moods:?}");
 }

@@ -18,6 +18,7 @@ mod trainer;
 pub use config::{default_lr, BDecInit, DeadPolicy, TrainArch, TrainConfig};
 pub use interp_core::rng::SplitMix64;
 pub use source::{ActivationMatrix, ActivationSource};
+pub use step::fvu;
 pub use trainer::{
     geometric_median, Evaluator, FitOptions, StepMetrics, TrainReport, Trainer, CHECKPOINT_FILE,
     METRICS_FILE,

@@ -313,6 +313,28 @@ fn column_sums(m: ArrayView2<'_, f32>) -> Array1<f32> {
         .fold(Array1::zeros(m.ncols()), |acc, p| acc + p)
 }
 
+/// Fraction of variance unexplained by `sae` on the rows of `x`: `Σ‖x − x̂‖² / Σ‖x − μ‖²`, μ the
+/// per-dimension mean of `x` (the metric the trainer logs; 0 when `x` has no variance).
+///
+/// # Errors
+/// As [`crate::Sae::forward`]: a width other than the SAE's `d_in`, non-finite input.
+pub fn fvu(sae: &crate::Sae, x: ArrayView2<'_, f32>) -> crate::Result<f64> {
+    let x_hat = sae.forward(x)?;
+    let err: f64 = x
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .zip(x_hat.axis_iter(Axis(0)))
+        .map(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .map(|(&a, &b)| f64::from(a - b).powi(2))
+                .sum::<f64>()
+        })
+        .sum();
+    let var = total_variance(x);
+    Ok(if var > 0.0 { err / var } else { 0.0 })
+}
+
 /// Total variance `Σ‖x − μ‖²` of a batch.
 fn total_variance(x: ArrayView2<'_, f32>) -> f64 {
     let mean = column_sums(x) / x.nrows() as f32;
