@@ -16,7 +16,7 @@ use std::time::Instant;
 use burn_autodiff::Autodiff;
 use interp::models::models::gpt2::save_pretrained;
 use interp::models::{Cpu, HookPoint, HookedTransformer, TextTokenizer};
-use interp::sae::splice::{splice_metrics_sae, SpliceOptions};
+use interp::sae::splice::{splice_metrics_sae, SpliceMetrics, SpliceOptions};
 use interp::toy::corpus::{self, CorpusConfig, Lang, Mood};
 use interp::toy::eval::{mood_feature_auroc, mood_persistence, word_activations};
 use interp::toy::lm::{self, LmConfig};
@@ -143,6 +143,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 4. SAEs at every hook point, from one pass over the corpus (or the shipped ones).
     let model = Arc::new(model);
     let hooks = saes::toy_hooks(model.cfg().n_layers);
+    // blocks.{l}.hook_resid_pre has the activations of blocks.{l-1}.hook_resid_post: one SAE,
+    // trained and measured once, saved and reported under both names.
+    let distinct: Vec<HookPoint> = hooks
+        .iter()
+        .copied()
+        .filter(|h| saes::same_activations_as(*h).is_none())
+        .collect();
     let saes_dir = out.join(SAES_DIR);
     let mut trained = Vec::new();
     if gates_only {
@@ -152,14 +159,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             trained.push((*hook, interp::sae::formats::saelens::load(&dir)?, density));
         }
     } else {
-        // blocks.{l}.hook_resid_pre has the activations of blocks.{l-1}.hook_resid_post: one SAE.
-        let distinct: Vec<HookPoint> = hooks
-            .iter()
-            .copied()
-            .filter(|h| saes::same_activations_as(*h).is_none())
-            .collect();
         let acts = saes::collect_activations(model.clone(), &corpus_path, &distinct, &sae_cfg)?;
-        let mut acts: BTreeMap<HookPoint, _> = distinct.into_iter().zip(acts).collect();
+        let mut acts: BTreeMap<HookPoint, _> = distinct.iter().copied().zip(acts).collect();
         for hook in &hooks {
             let dir = saes_dir.join(hook.to_string());
             let twin = saes::same_activations_as(*hook)
@@ -198,9 +199,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokens: 16_384,
         ..sae_cfg.clone()
     };
-    let heldout_acts = saes::collect_activations(model.clone(), &heldout_path, &hooks, &eval_cfg)?;
-    let words = word_activations(model.as_ref(), &heldout, &hooks)?;
-    let pairs: Vec<_> = trained.iter().map(|(h, sae, _)| (*h, sae)).collect();
+    let heldout_acts =
+        saes::collect_activations(model.clone(), &heldout_path, &distinct, &eval_cfg)?;
+    let words = word_activations(model.as_ref(), &heldout, &distinct)?;
+    let measured: Vec<_> = trained
+        .iter()
+        .filter(|(h, _, _)| distinct.contains(h))
+        .collect();
+    let pairs: Vec<_> = measured.iter().map(|(h, sae, _)| (*h, sae)).collect();
     let aurocs = mood_feature_auroc(&words, &pairs, 16)?;
     let windows = heldout
         .iter()
@@ -212,18 +218,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect::<Result<Vec<_>, interp::models::Error>>()?;
     let splice_opts = SpliceOptions::ignoring_special_tokens(model.as_ref());
+    let mut gates = BTreeMap::new();
+    for ((hook, sae, density), x) in measured.iter().zip(&heldout_acts) {
+        let fvu = interp::sae::train::fvu(sae, x.view())?;
+        let l0 = saes::mean_l0(sae, x)?;
+        let dead = density.as_deref().map_or(f64::NAN, saes::dead_fraction);
+        let splice = splice_metrics_sae(model.as_ref(), sae, &windows, &splice_opts)?;
+        gates.insert(*hook, (fvu, l0, dead, splice));
+    }
     let mut sae_rows = Vec::new();
     println!(
         "\n{:28} {:>7} {:>6} {:>7} {:>6}  best-feature AUROC per mood",
         "hook", "FVU", "L0", "dead%", "CE rec"
     );
-    for ((hook, sae, density), x) in trained.iter().zip(&heldout_acts) {
-        let fvu = interp::sae::train::fvu(sae, x.view())?;
-        let l0 = saes::mean_l0(sae, x)?;
-        let dead = density.as_deref().map_or(f64::NAN, saes::dead_fraction);
-        let splice = splice_metrics_sae(model.as_ref(), sae, &windows, &splice_opts)?;
+    for hook in &hooks {
+        let source = saes::same_activations_as(*hook).unwrap_or(*hook);
+        let (fvu, l0, dead, splice) = &gates[&source];
+        // Splicing at the twin hook is the same operation: report it under this hook's name.
+        let splice = SpliceMetrics {
+            hook: hook.to_string(),
+            ..splice.clone()
+        };
         let ce_recovered = splice.ce_loss_recovered.unwrap_or(f64::NAN);
-        let per_mood = &aurocs[hook];
+        let per_mood = &aurocs[&source];
         let cells: Vec<String> = per_mood
             .iter()
             .map(|m| format!("{} f{} {:.3}", m.mood, m.feature, m.auroc))

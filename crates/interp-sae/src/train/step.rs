@@ -320,16 +320,9 @@ fn column_sums(m: ArrayView2<'_, f32>) -> Array1<f32> {
 /// As [`crate::Sae::forward`]: a width other than the SAE's `d_in`, non-finite input.
 pub fn fvu(sae: &crate::Sae, x: ArrayView2<'_, f32>) -> crate::Result<f64> {
     let x_hat = sae.forward(x)?;
-    let err: f64 = x
-        .axis_iter(Axis(0))
-        .into_par_iter()
-        .zip(x_hat.axis_iter(Axis(0)))
-        .map(|(a, b)| {
-            a.iter()
-                .zip(b)
-                .map(|(&a, &b)| f64::from(a - b).powi(2))
-                .sum::<f64>()
-        })
+    let err: f64 = squared_errors(x, &x_hat)
+        .iter()
+        .map(|&e| f64::from(e))
         .sum();
     let var = total_variance(x);
     Ok(if var > 0.0 { err / var } else { 0.0 })
