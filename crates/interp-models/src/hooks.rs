@@ -675,6 +675,13 @@ impl<B: Backend> HookRun<'_, B> {
         Ok(act)
     }
 
+    /// Whether anything (a hook or the cache) looks at `point` in this pass. Fused kernels may
+    /// skip a hook point only when it is inactive.
+    #[inline]
+    pub(crate) fn is_active(&self, point: HookPoint) -> bool {
+        !self.idle && (self.hooked.contains(&point) || self.cached.contains(&point))
+    }
+
     /// Whether the forward should stop before `layer`.
     pub(crate) fn stops_at(&self, layer: usize) -> bool {
         self.spec.stop_at_layer == Some(layer)

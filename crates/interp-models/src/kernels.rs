@@ -1,16 +1,29 @@
-//! The dense linear map `x @ w + b`, with a CPU fast path.
+//! CPU fast paths for the ndarray backend (f32): the dense linear map, LayerNorm, the MLP
+//! nonlinearity and attention.
 //!
-//! On the ndarray backend (f32), burn's matmul runs each GEMM inside its rayon pool, which
-//! starves OpenBLAS' own threads, and adds the bias in a second pass over the output. The fast
-//! path multiplies the ndarray buffers directly with [`interp_core::matmul_acc`] (OpenBLAS with
-//! the `blas` feature, otherwise the pure-Rust `gemm` crate), accumulating onto the broadcast
-//! bias. Other backends use burn's ops.
+//! On the ndarray backend, burn's matmul runs each GEMM inside its rayon pool, which starves
+//! OpenBLAS' own threads, and every element-wise op is a single-threaded pass that allocates.
+//! The functions here take the ndarray buffers of `NdArray<f32>` tensors (checked by `TypeId`
+//! and downcast) and run fused, parallel kernels ([`cpu`]); GEMMs go to
+//! [`interp_core::matmul_acc`] (OpenBLAS with the `blas` feature, otherwise the pure-Rust `gemm`
+//! crate), accumulating onto a pre-filled output (bias, or residual + bias). Each returns `None`
+//! on any other backend, where the caller runs burn's ops: they are the reference path, and
+//! the tests below compare both.
 
-use std::any::Any;
+mod cpu;
+
+use std::any::{Any, TypeId};
 
 use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 use burn_ndarray::{NdArray, NdArrayTensor};
-use ndarray::{Array2, ArrayView2, Ix2};
+use ndarray::{ArrayD, ArrayView, ArrayView2, ArrayViewMut2, CowArray, Dim, Dimension, Ix2};
+
+use crate::config::Activation;
+
+/// Whether `B` is the backend the fast paths serve.
+fn is_cpu_f32<B: Backend>() -> bool {
+    TypeId::of::<B>() == TypeId::of::<NdArray<f32>>()
+}
 
 /// `x @ w + b`.
 ///
@@ -21,15 +34,141 @@ pub(crate) fn linear2d<B: Backend>(
     w: Tensor<B, 2>,
     b: Tensor<B, 1>,
 ) -> Tensor<B, 2> {
-    if std::any::TypeId::of::<B>() == std::any::TypeId::of::<NdArray<f32>>() {
-        if let Some(out) = ndarray_linear::<B>(&x, &w, &b) {
-            return out;
-        }
+    let out_shape = [x.dims()[0], w.dims()[1]];
+    if let Some(out) = linear(&x, &w, &b, None, None, out_shape) {
+        return out;
     }
     x.matmul(w) + b.unsqueeze::<2>()
 }
 
-fn as_ndarray<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<NdArrayTensor> {
+/// `act(resid + x @ w + b)` (`resid` and `act` optional) on the CPU fast path: one GEMM over
+/// the rows of `x` (every dimension but the last), accumulating onto the output pre-filled with
+/// `b` or `resid + b`, then the activation in place; written directly in `out_shape`, so no
+/// reshape copies. `None` on other backends and for activations without a fused kernel (exact
+/// GELU).
+///
+/// # Shapes
+/// `x: [..., d_in]` (`n` rows), `w: [d_in, d_out]`, `b: [d_out]`, `resid` and `out_shape`:
+/// `n · d_out` elements in any shape.
+pub(crate) fn linear<B: Backend, const D: usize, const E: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 2>,
+    b: &Tensor<B, 1>,
+    resid: Option<&Tensor<B, E>>,
+    act: Option<Activation>,
+    out_shape: [usize; E],
+) -> Option<Tensor<B, E>> {
+    if !is_cpu_f32::<B>() || act == Some(Activation::Gelu) {
+        return None;
+    }
+    let (xa, wa, ba) = (f32_array(x)?, f32_array(w)?, f32_array(b)?);
+    let w: ArrayView2<'_, f32> = view::<2>(&wa)?;
+    let b = view::<1>(&ba)?.to_vec();
+    let (d_in, d_out) = w.dim();
+    let x = rows(&xa, d_in)?;
+    let n = x.nrows();
+    if b.len() != d_out || d_out == 0 || out_shape.iter().product::<usize>() != n * d_out {
+        return None;
+    }
+    let ra = match resid {
+        Some(r) => Some(f32_array(r)?),
+        None => None,
+    };
+    let r = match &ra {
+        Some(r) => Some(rows(r, d_out)?),
+        None => None,
+    };
+    if r.as_ref().is_some_and(|r| r.nrows() != n) {
+        return None;
+    }
+    // A zeroed allocation is lazily zero-filled memory: skip the fill when it adds nothing.
+    let mut out = vec![0f32; n * d_out];
+    match &r {
+        Some(r) => cpu::fill_rows(&mut out, &b, Some(r.as_slice()?)),
+        None if b.iter().any(|&v| v != 0.0) => cpu::fill_rows(&mut out, &b, None),
+        None => {}
+    }
+    interp_core::matmul_acc(
+        x.view(),
+        w,
+        ArrayViewMut2::from_shape((n, d_out), &mut out).ok()?,
+    );
+    match act {
+        Some(Activation::GeluNew) => cpu::gelu_new(&mut out),
+        Some(Activation::Relu) => cpu::relu(&mut out),
+        Some(Activation::Gelu) | None => {}
+    }
+    to_tensor(out, &out_shape)
+}
+
+/// TransformerLens LayerNorm over the last dimension, `(x - mean) / sqrt(var + eps) · w + b`
+/// with the biased variance, on the CPU fast path; `None` elsewhere.
+///
+/// # Shapes
+/// `x: [..., d]`, `w`, `b: [d]` → the shape of `x`.
+pub(crate) fn layer_norm<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 1>,
+    b: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, D>> {
+    if !is_cpu_f32::<B>() {
+        return None;
+    }
+    let (xa, wa, ba) = (f32_array(x)?, f32_array(w)?, f32_array(b)?);
+    let (w, b) = (view::<1>(&wa)?.to_vec(), view::<1>(&ba)?.to_vec());
+    let d = w.len();
+    if b.len() != d || d == 0 {
+        return None;
+    }
+    let x_shape = x.dims();
+    let x = rows(&xa, d)?;
+    let mut out = vec![0f32; x.len()];
+    cpu::layer_norm(x.as_slice()?, &mut out, &w, &b, eps as f32);
+    to_tensor(out, &x_shape)
+}
+
+/// Causal softmax attention up to `hook_z` on the CPU fast path; `None` elsewhere.
+///
+/// Scores are `q · k / scale`, keys `j` visible to query `i` iff `j ≤ past + i` and
+/// `key_mask[batch][j]`; a query with no visible key gets `z = 0` (TransformerLens zeroes its
+/// NaN pattern row).
+///
+/// # Shapes
+/// `q: [batch, pos, head, d_head]`, `k`, `v: [batch, head, past + pos, d_head]`,
+/// `key_mask: [batch][past + pos]` → `z` laid out as `[batch, pos, head, d_head]`, in
+/// `out_shape` (that, or `[batch, pos, head · d_head]`).
+pub(crate) fn attention<B: Backend, const E: usize>(
+    q: &Tensor<B, 4>,
+    k: &Tensor<B, 4>,
+    v: &Tensor<B, 4>,
+    key_mask: &[Vec<bool>],
+    past: usize,
+    scale: f32,
+    out_shape: [usize; E],
+) -> Option<Tensor<B, E>> {
+    if !is_cpu_f32::<B>() {
+        return None;
+    }
+    let (qa, ka, va) = (f32_array(q)?, f32_array(k)?, f32_array(v)?);
+    let (q, k, v) = (view::<4>(&qa)?, view::<4>(&ka)?, view::<4>(&va)?);
+    let (n_batch, n_pos, n_heads, d_head) = q.dim();
+    let n_keys = past + n_pos;
+    let kv_dims = (n_batch, n_heads, n_keys, d_head);
+    if k.dim() != kv_dims
+        || v.dim() != kv_dims
+        || key_mask.len() != n_batch
+        || key_mask.iter().any(|m| m.len() != n_keys)
+        || out_shape.iter().product::<usize>() != q.len()
+    {
+        return None;
+    }
+    let z = cpu::attention(q, k, v, key_mask, past, scale);
+    to_tensor(z, &out_shape)
+}
+
+/// The ndarray tensor behind `t`, if `t` is an `NdArray` tensor.
+fn f32_array<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<NdArrayTensor> {
     let prim = t.clone().into_primitive().tensor();
     (Box::new(prim) as Box<dyn Any>)
         .downcast::<NdArrayTensor>()
@@ -37,26 +176,46 @@ fn as_ndarray<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<NdArrayTen
         .map(|b| *b)
 }
 
-fn ndarray_linear<B: Backend>(
-    x: &Tensor<B, 2>,
-    w: &Tensor<B, 2>,
-    b: &Tensor<B, 1>,
-) -> Option<Tensor<B, 2>> {
-    let (NdArrayTensor::F32(x), NdArrayTensor::F32(w), NdArrayTensor::F32(b)) =
-        (as_ndarray(x)?, as_ndarray(w)?, as_ndarray(b)?)
-    else {
+/// The f32 view of an ndarray tensor of rank `D` (`None` for other element types or ranks).
+fn view<const D: usize>(t: &NdArrayTensor) -> Option<ArrayView<'_, f32, Dim<[usize; D]>>>
+where
+    Dim<[usize; D]>: Dimension,
+{
+    match t {
+        NdArrayTensor::F32(a) => a.view().into_dimensionality().ok(),
+        _ => None,
+    }
+}
+
+/// An f32 tensor `[..., cols]` as row-major rows `[n, cols]`: a view when the tensor is in
+/// standard layout, else a copy.
+fn rows(t: &NdArrayTensor, cols: usize) -> Option<CowArray<'_, f32, Ix2>> {
+    let NdArrayTensor::F32(a) = t else {
         return None;
     };
-    let (x, w, b) = (x.view(), w.view(), b.view());
-    let x: ArrayView2<'_, f32> = x.into_dimensionality::<Ix2>().ok()?;
-    let w: ArrayView2<'_, f32> = w.into_dimensionality::<Ix2>().ok()?;
-    let (n, d_out) = (x.nrows(), w.ncols());
-    // Start from the bias broadcast over rows, then accumulate the product onto it.
-    let b = b.into_dimensionality::<ndarray::Ix1>().ok()?;
-    let mut out = Array2::<f32>::zeros((n, d_out));
-    out.assign(&b.broadcast((n, d_out))?);
-    interp_core::matmul_acc(x, w, out.view_mut());
-    let prim: NdArrayTensor = out.into_dyn().into_shared().into();
+    let a = a.view();
+    if a.ndim() == 0 || a.shape()[a.ndim() - 1] != cols || cols == 0 {
+        return None;
+    }
+    let n = a.len() / cols;
+    if a.is_standard_layout() {
+        return a.into_shape_with_order((n, cols)).ok().map(CowArray::from);
+    }
+    let owned = a.as_standard_layout().into_owned();
+    owned
+        .into_shape_with_order((n, cols))
+        .ok()
+        .map(CowArray::from)
+}
+
+/// Wraps a row-major buffer of `shape` as a tensor of backend `B` (which must be
+/// `NdArray<f32>`).
+fn to_tensor<B: Backend, const D: usize>(data: Vec<f32>, shape: &[usize]) -> Option<Tensor<B, D>> {
+    if shape.len() != D {
+        return None;
+    }
+    let array = ArrayD::from_shape_vec(shape, data).ok()?;
+    let prim: NdArrayTensor = array.into_shared().into();
     let prim = *(Box::new(prim) as Box<dyn Any>)
         .downcast::<B::FloatTensorPrimitive>()
         .ok()?;
@@ -93,5 +252,181 @@ mod tests {
         let want = Tensor::<Cpu, 2>::from_data(TensorData::new(want, [37, 23]), &device);
         let diff = (got - want).abs().max().into_scalar();
         assert!(diff < 1e-4, "{diff}");
+    }
+
+    fn vals<const D: usize>(t: Tensor<Cpu, D>) -> Vec<f32> {
+        t.into_data().into_vec().unwrap()
+    }
+
+    fn max_diff<const D: usize>(a: Tensor<Cpu, D>, b: Tensor<Cpu, D>) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let (a, b) = (vals(a), vals(b));
+        assert!(a.iter().chain(&b).all(|v| v.is_finite()));
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    fn normal<const D: usize>(shape: [usize; D], std: f64) -> Tensor<Cpu, D> {
+        Tensor::random(shape, Distribution::Normal(0.0, std), &Default::default())
+    }
+
+    #[test]
+    fn layer_norm_matches_burn_reference() {
+        for (n, d) in [(1, 1), (7, 19), (37, 33), (64, 768)] {
+            let x = normal([n, d], 3.0) + 1.5;
+            let (w, b) = (normal([d], 1.0), normal([d], 1.0));
+            let eps = 1e-5;
+            // The reference path of `transformer::layer_norm`.
+            let c = x.clone() - x.clone().mean_dim(1);
+            let scale = (c.clone().powi_scalar(2).mean_dim(1) + eps).sqrt();
+            let want = c / scale * w.clone().unsqueeze::<2>() + b.clone().unsqueeze::<2>();
+            let got = layer_norm(&x, &w, &b, eps).unwrap();
+            // Rank 3 takes the same path.
+            let got3 = layer_norm(&x.clone().reshape([1, n, d]), &w, &b, eps).unwrap();
+            assert_eq!(vals(got3), vals(got.clone()));
+            let diff = max_diff(got, want);
+            assert!(diff < 1e-5, "[{n}, {d}]: {diff}");
+        }
+    }
+
+    #[test]
+    fn fused_activations_match_burn_reference() {
+        for (n, d_in, d_out) in [(1, 3, 5), (13, 19, 37), (40, 64, 300)] {
+            let x = normal([n, d_in], 1.0);
+            let w = normal([d_in, d_out], 1.0);
+            let b = normal([d_out], 1.0);
+            let pre = x.clone().matmul(w.clone()) + b.clone().unsqueeze::<2>();
+            let act = |a| linear(&x, &w, &b, None, Some(a), [n, d_out]);
+            let got = act(Activation::GeluNew).unwrap();
+            let want = crate::transformer::gelu_new(pre.clone());
+            let diff = max_diff(got, want);
+            assert!(diff < 1e-5, "gelu_new [{n}, {d_in}, {d_out}]: {diff}");
+            let got = act(Activation::Relu).unwrap();
+            let diff = max_diff(got, burn::tensor::activation::relu(pre));
+            assert!(diff < 1e-5, "relu [{n}, {d_in}, {d_out}]: {diff}");
+            assert!(act(Activation::Gelu).is_none());
+        }
+        // Saturation far out on both sides.
+        let x = Tensor::<Cpu, 1>::from_floats(
+            [-1e4, -30.0, -5.0, 0.0, 5.0, 30.0, 1e4],
+            &Default::default(),
+        );
+        let mut data = vals(x.clone());
+        cpu::gelu_new(&mut data);
+        let want = vals(crate::transformer::gelu_new(x));
+        for (g, w) in data.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn residual_linear_matches_burn_reference() {
+        let (n, d_in, d_out) = (21, 17, 29);
+        let x = normal([n, d_in], 1.0);
+        let w = normal([d_out, d_in], 1.0).transpose();
+        let b = normal([d_out], 1.0);
+        let r = normal([d_out, n], 1.0).transpose(); // a strided residual
+        let want = r.clone() + x.clone().matmul(w.clone()) + b.clone().unsqueeze::<2>();
+        let got = linear(&x, &w, &b, Some(&r), None, [n, d_out]).unwrap();
+        assert!(max_diff(got, want) < 1e-4);
+        // Zero bias: the output starts from the zeroed allocation.
+        let zero = Tensor::<Cpu, 1>::zeros([d_out], &Default::default());
+        let got = linear2d(x.clone(), w.clone(), zero);
+        assert!(max_diff(got, x.matmul(w)) < 1e-4);
+    }
+
+    /// The reference path of `HookedTransformer::attention` from scores to `z`.
+    fn attention_reference(
+        q: Tensor<Cpu, 4>,
+        k: Tensor<Cpu, 4>,
+        v: Tensor<Cpu, 4>,
+        key_mask: &[Vec<bool>],
+        past: usize,
+        scale: f32,
+    ) -> Tensor<Cpu, 4> {
+        let [n_batch, n_pos, n_heads, _] = q.dims();
+        let n_keys = past + n_pos;
+        let mask = crate::transformer::attention_mask::<Cpu>(
+            key_mask,
+            n_batch,
+            past,
+            n_pos,
+            n_keys,
+            &Default::default(),
+        );
+        let padded = key_mask.iter().flatten().any(|m| !m);
+        let mut scores = q.swap_dims(1, 2).matmul(k.swap_dims(2, 3)) / scale as f64;
+        if let Some(mask) = mask {
+            scores = scores.mask_fill(
+                mask.expand([n_batch, n_heads, n_pos, n_keys]),
+                f32::NEG_INFINITY,
+            );
+        }
+        let mut pattern = burn::tensor::activation::softmax(scores, 3);
+        if padded {
+            pattern = pattern.clone().mask_fill(pattern.is_nan(), 0.0);
+        }
+        pattern.matmul(v).swap_dims(1, 2)
+    }
+
+    #[test]
+    fn attention_matches_burn_reference() {
+        // (batch, pos, heads, d_head, past, left padding per row)
+        type Case = (usize, usize, usize, usize, usize, &'static [usize]);
+        let cases: [Case; 6] = [
+            (1, 1, 1, 1, 0, &[0]),
+            (2, 5, 3, 7, 0, &[0, 0]),
+            (3, 37, 2, 16, 0, &[0, 4, 36]),
+            (2, 70, 4, 64, 0, &[0, 69]),
+            (2, 1, 3, 8, 9, &[0, 3]),
+            (3, 6, 2, 5, 11, &[0, 2, 14]),
+        ];
+        for (n_batch, n_pos, n_heads, d_head, past, pads) in cases {
+            let n_keys = past + n_pos;
+            let q = normal([n_batch, n_pos, n_heads, d_head], 1.0);
+            // Keys and values as the KV cache holds them: [batch, head, key, d_head].
+            let k = normal([n_batch, n_keys, n_heads, d_head], 1.0).swap_dims(1, 2);
+            let v = normal([n_batch, n_heads, n_keys, d_head], 1.0);
+            // Left padding, then right padding on the last row (a padded query at the end).
+            let mut key_mask: Vec<Vec<bool>> = pads
+                .iter()
+                .map(|&p| (0..n_keys).map(|j| j >= p).collect())
+                .collect();
+            if n_keys > 2 && n_batch > 1 {
+                key_mask[0][n_keys - 1] = false;
+            }
+            let scale = (d_head as f32).sqrt();
+            let want = attention_reference(q.clone(), k.clone(), v.clone(), &key_mask, past, scale);
+            let dims = [n_batch, n_pos, n_heads, d_head];
+            let got = attention(&q, &k, &v, &key_mask, past, scale, dims).unwrap();
+            let merged = [n_batch, n_pos, n_heads * d_head];
+            let got3 = attention(&q, &k, &v, &key_mask, past, scale, merged).unwrap();
+            assert_eq!(vals(got3), vals(got.clone()));
+            let diff = max_diff(got, want);
+            assert!(
+                diff < 1e-5,
+                "b{n_batch} p{n_pos} h{n_heads} dh{d_head} past{past}: {diff}"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_paths_decline_other_backends_and_bad_shapes() {
+        type Ad = burn_autodiff::Autodiff<Cpu>;
+        let x = Tensor::<Ad, 2>::ones([2, 3], &Default::default());
+        let w = Tensor::<Ad, 1>::ones([3], &Default::default());
+        assert!(layer_norm(&x, &w, &w, 1e-5).is_none());
+        let x = normal([2, 3], 1.0);
+        let w = normal([4], 1.0);
+        assert!(layer_norm(&x, &w, &w, 1e-5).is_none());
+        let q = normal([1, 2, 1, 4], 1.0);
+        let k = normal([1, 1, 3, 4], 1.0);
+        assert!(attention(&q, &k, &k, &[vec![true; 2]], 0, 1.0, [1, 2, 1, 4]).is_none());
+        let k = normal([1, 1, 2, 4], 1.0);
+        assert!(attention(&q, &k, &k, &[vec![true; 2]], 0, 1.0, [1, 2, 1, 4]).is_some());
+        assert!(attention(&q, &k, &k, &[vec![true; 2]], 0, 1.0, [1, 2, 5]).is_none());
+        assert!(linear(&q, &w.clone().reshape([4, 1]), &w, None, None, [1, 2, 1]).is_none());
     }
 }

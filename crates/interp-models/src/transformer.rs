@@ -517,18 +517,26 @@ impl<B: Backend> HookedTransformer<B> {
                 run,
             )?;
             let layer_kv = kv.as_deref_mut().map(|c| &mut c.layers[layer]);
-            let z = self.attention(
-                layer,
-                &block.attn,
-                x,
-                attn_mask.clone(),
+            let masks = AttnMasks {
+                mask: attn_mask.clone(),
                 padded,
-                layer_kv,
-                run,
-            )?;
-            let attn_out = linear(z, &block.attn.w_o, &block.attn.b_o);
-            let attn_out = run.apply(hp(BlockHook::AttnOut), attn_out)?;
-            resid = run.apply(hp(BlockHook::ResidMid), resid + attn_out)?;
+                key_mask: &key_mask,
+                past,
+            };
+            let z = self.attention(layer, &block.attn, x, masks, layer_kv, run)?;
+            let mid = if run.is_active(hp(BlockHook::AttnOut)) {
+                None
+            } else {
+                linear_residual(&z, &block.attn.w_o, &block.attn.b_o, &resid)
+            };
+            let mid = match mid {
+                Some(mid) => mid,
+                None => {
+                    let attn_out = linear(z, &block.attn.w_o, &block.attn.b_o);
+                    resid + run.apply(hp(BlockHook::AttnOut), attn_out)?
+                }
+            };
+            resid = run.apply(hp(BlockHook::ResidMid), mid)?;
             let x = layer_norm(
                 &block.ln2,
                 resid.clone(),
@@ -536,21 +544,43 @@ impl<B: Backend> HookedTransformer<B> {
                 (hp(BlockHook::Ln2Scale), hp(BlockHook::Ln2Normalized)),
                 run,
             )?;
-            let pre = run.apply(
-                hp(BlockHook::MlpPre),
-                linear(x, &block.mlp.w_in, &block.mlp.b_in),
-            )?;
-            let post = match self.cfg.act_fn {
-                ActFn::GeluNew => gelu_new(pre),
-                ActFn::Gelu => gelu(pre),
-                ActFn::Relu => relu(pre),
+            let fused =
+                if run.is_active(hp(BlockHook::MlpPre)) || run.is_active(hp(BlockHook::MlpPost)) {
+                    None
+                } else {
+                    linear_act(&x, &block.mlp.w_in, &block.mlp.b_in, self.cfg.act_fn)
+                };
+            let post = match fused {
+                Some(post) => post,
+                None => {
+                    let pre = run.apply(
+                        hp(BlockHook::MlpPre),
+                        linear(x, &block.mlp.w_in, &block.mlp.b_in),
+                    )?;
+                    let post = match self.cfg.act_fn {
+                        ActFn::GeluNew => gelu_new(pre),
+                        ActFn::Gelu => gelu(pre),
+                        ActFn::Relu => relu(pre),
+                    };
+                    run.apply(hp(BlockHook::MlpPost), post)?
+                }
             };
-            let post = run.apply(hp(BlockHook::MlpPost), post)?;
-            let mlp_out = run.apply(
-                hp(BlockHook::MlpOut),
-                linear(post, &block.mlp.w_out, &block.mlp.b_out),
-            )?;
-            resid = run.apply(hp(BlockHook::ResidPost), resid + mlp_out)?;
+            let post_res = if run.is_active(hp(BlockHook::MlpOut)) {
+                None
+            } else {
+                linear_residual(&post, &block.mlp.w_out, &block.mlp.b_out, &resid)
+            };
+            let post_res = match post_res {
+                Some(r) => r,
+                None => {
+                    let mlp_out = run.apply(
+                        hp(BlockHook::MlpOut),
+                        linear(post, &block.mlp.w_out, &block.mlp.b_out),
+                    )?;
+                    resid + mlp_out
+                }
+            };
+            resid = run.apply(hp(BlockHook::ResidPost), post_res)?;
         }
         if let Some(c) = kv {
             c.key_mask = key_mask;
@@ -570,26 +600,32 @@ impl<B: Backend> HookedTransformer<B> {
     }
 
     /// Attention up to `hook_z`, flattened to `[batch, pos, n_heads · d_head]`.
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// On the CPU fast path, scores, pattern and `z` come from one fused kernel unless
+    /// `hook_attn_scores` or `hook_pattern` is active.
     fn attention(
         &self,
         layer: usize,
         attn: &AttentionWeights<B>,
         x: Tensor<B, 3>,
-        mask: Option<Tensor<B, 4, Bool>>,
-        padded: bool,
+        masks: AttnMasks<'_, B>,
         kv: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
         run: &mut HookRun<'_, B>,
     ) -> Result<Tensor<B, 3>> {
         let [n_batch, n_pos, _] = x.dims();
         let (h, dh) = (self.cfg.n_heads, self.cfg.d_head);
         let hp = |hook| HookPoint::block(layer, hook);
-        let qkv = linear(x, &attn.w_qkv, &attn.b_qkv).reshape([n_batch, n_pos, 3 * h, dh]);
+        let qkv_shape = [n_batch, n_pos, 3 * h, dh];
+        let (w_qkv, b_qkv) = (attn.w_qkv.val(), attn.b_qkv.val());
+        let qkv = match crate::kernels::linear(&x, &w_qkv, &b_qkv, None, None, qkv_shape) {
+            Some(qkv) => qkv,
+            None => linear(x, &attn.w_qkv, &attn.b_qkv).reshape(qkv_shape),
+        };
         let q = run.apply(hp(BlockHook::AttnQ), qkv.clone().narrow(2, 0, h))?;
         let k = run.apply(hp(BlockHook::AttnK), qkv.clone().narrow(2, h, h))?;
         let v = run.apply(hp(BlockHook::AttnV), qkv.narrow(2, 2 * h, h))?;
         // [batch, head_index, pos, d_head]
-        let (q, mut k, mut v) = (q.swap_dims(1, 2), k.swap_dims(1, 2), v.swap_dims(1, 2));
+        let (mut k, mut v) = (k.swap_dims(1, 2), v.swap_dims(1, 2));
         if let Some(slot) = kv {
             if let Some((pk, pv)) = slot.take() {
                 k = Tensor::cat(vec![pk, k], 2);
@@ -601,6 +637,35 @@ impl<B: Backend> HookedTransformer<B> {
         if self.cfg.scale_attn_by_inverse_layer_idx {
             scale *= (layer + 1) as f64;
         }
+        let AttnMasks {
+            mask,
+            padded,
+            key_mask,
+            past,
+        } = masks;
+        if !run.is_active(hp(BlockHook::AttnScores)) && !run.is_active(hp(BlockHook::AttnPattern)) {
+            let scale = scale as f32;
+            if !run.is_active(hp(BlockHook::AttnZ)) {
+                let merged = [n_batch, n_pos, h * dh];
+                if let Some(z) =
+                    crate::kernels::attention(&q, &k, &v, key_mask, past, scale, merged)
+                {
+                    return Ok(z);
+                }
+            } else if let Some(z) = crate::kernels::attention(
+                &q,
+                &k,
+                &v,
+                key_mask,
+                past,
+                scale,
+                [n_batch, n_pos, h, dh],
+            ) {
+                let z = run.apply(hp(BlockHook::AttnZ), z)?;
+                return Ok(z.reshape([n_batch, n_pos, h * dh]));
+            }
+        }
+        let q = q.swap_dims(1, 2);
         let mut scores = q.matmul(k.swap_dims(2, 3)) / scale;
         if let Some(mask) = mask {
             let n_keys = scores.dims()[3];
@@ -619,6 +684,43 @@ impl<B: Backend> HookedTransformer<B> {
     }
 }
 
+/// The attention masks of one forward pass, in both forms: the burn mask of the reference path
+/// and the per-row key mask of the fused kernel.
+struct AttnMasks<'a, B: Backend> {
+    /// `true` where masked, `[batch, 1, query_pos, key_pos]`; `None` when nothing is.
+    mask: Option<Tensor<B, 4, Bool>>,
+    /// Whether any key is padding.
+    padded: bool,
+    /// `[batch][key_pos]`, `true` for real tokens.
+    key_mask: &'a [Vec<bool>],
+    /// Number of cached positions before this pass.
+    past: usize,
+}
+
+/// `act(x @ w + b)` on the CPU fast path (`None` elsewhere).
+fn linear_act<B: Backend>(
+    x: &Tensor<B, 3>,
+    w: &Param<Tensor<B, 2>>,
+    b: &Param<Tensor<B, 1>>,
+    act: ActFn,
+) -> Option<Tensor<B, 3>> {
+    let [n_batch, n_pos, _] = x.dims();
+    let w = w.val();
+    let shape = [n_batch, n_pos, w.dims()[1]];
+    crate::kernels::linear(x, &w, &b.val(), None, Some(act), shape)
+}
+
+/// `resid + (x @ w + b)` on the CPU fast path (`None` elsewhere).
+fn linear_residual<B: Backend>(
+    x: &Tensor<B, 3>,
+    w: &Param<Tensor<B, 2>>,
+    b: &Param<Tensor<B, 1>>,
+    resid: &Tensor<B, 3>,
+) -> Option<Tensor<B, 3>> {
+    let shape = resid.dims();
+    crate::kernels::linear(x, &w.val(), &b.val(), Some(resid), None, shape)
+}
+
 /// `x @ w + b` over the last dimension, as one GEMM.
 ///
 /// # Shapes
@@ -631,14 +733,18 @@ pub(crate) fn linear<B: Backend>(
     let [n_batch, n_pos, d_in] = x.dims();
     let w = w.val();
     let d_out = w.dims()[1];
-    let y = crate::kernels::linear2d(x.reshape([n_batch * n_pos, d_in]), w, b.val());
+    let b = b.val();
+    if let Some(y) = crate::kernels::linear(&x, &w, &b, None, None, [n_batch, n_pos, d_out]) {
+        return y;
+    }
+    let y = crate::kernels::linear2d(x.reshape([n_batch * n_pos, d_in]), w, b);
     y.reshape([n_batch, n_pos, d_out])
 }
 
 /// GPT-2's tanh approximation of GELU, `0.5 x (1 + tanh(u))` with
 /// `u = sqrt(2/π) (x + 0.044715 x³)`, computed as `x · sigmoid(2u)` (the same function:
 /// `0.5 (1 + tanh(u)) = sigmoid(2u)`), which is faster on CPU than burn's `gelu_approximate`.
-fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+pub(crate) fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     const TWO_SQRT_2_OVER_PI: f64 = 1.595_769_121_605_730_7;
     let two_u = (x.clone() * x.clone() * 0.044715 + 1.0) * x.clone() * TWO_SQRT_2_OVER_PI;
     sigmoid(two_u) * x
@@ -654,6 +760,11 @@ fn layer_norm<B: Backend>(
     (scale_hook, normalized_hook): (HookPoint, HookPoint),
     run: &mut HookRun<'_, B>,
 ) -> Result<Tensor<B, 3>> {
+    if !run.is_active(scale_hook) && !run.is_active(normalized_hook) {
+        if let Some(y) = crate::kernels::layer_norm(&x, &ln.w.val(), &ln.b.val(), eps) {
+            return Ok(y);
+        }
+    }
     let x = x.clone() - x.mean_dim(2);
     let scale = (x.clone().powi_scalar(2).mean_dim(2) + eps).sqrt();
     let scale = run.apply(scale_hook, scale)?;
@@ -699,7 +810,7 @@ fn positions_and_mask<B: Backend>(
 ///
 /// # Shapes
 /// `[batch, 1, query_pos, key_pos]`.
-fn attention_mask<B: Backend>(
+pub(crate) fn attention_mask<B: Backend>(
     key_mask: &[Vec<bool>],
     n_batch: usize,
     past: usize,

@@ -97,8 +97,17 @@ fn hooks_read_edit_and_replace_activations() {
 fn positional_hooks_touch_only_their_positions() {
     let m = model();
     let batch = Batch::single(&PROMPT);
+    // The clean run looks at the same hook points as the edited one, so both take the same
+    // code path (the CPU fast path fuses regions without active hooks) and agree bit for bit.
     let (clean, clean_cache) = m
-        .run_with_cache(&batch, NameFilter::patterns(["blocks.1.hook_resid_post"]))
+        .run_with_cache(
+            &batch,
+            NameFilter::patterns([
+                "blocks.0.attn.hook_pattern",
+                "blocks.0.hook_attn_out",
+                "blocks.1.hook_resid_post",
+            ]),
+        )
         .unwrap();
     let spec = HookSpec::new()
         .cache(NameFilter::patterns([

@@ -1,0 +1,420 @@
+//! Slice-level CPU kernels behind the ndarray fast paths of [`super`]: LayerNorm, the MLP
+//! nonlinearity and causal attention. Each runs in parallel over rows (rayon) and is compiled
+//! twice: once portable, once for AVX2 + FMA, picked at run time.
+//!
+//! These kernels know nothing of burn or hooks; [`super`] decides when they may replace the
+//! burn ops (the reference path), and the tests there compare both.
+
+use ndarray::{s, ArrayView2, ArrayView4, ArrayViewMut2};
+use rayon::prelude::*;
+
+/// Rows per rayon task for the row-wise kernels (LayerNorm, residual initialisation).
+const ROWS_PER_TASK: usize = 16;
+/// Elements per rayon task for element-wise kernels.
+const ELEMS_PER_TASK: usize = 1 << 14;
+/// Queries per rayon task in attention.
+const QUERIES_PER_TASK: usize = 32;
+
+/// Whether the AVX2 + FMA variants can run on this CPU.
+#[inline]
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `a · b + c`, fused when compiled for FMA (a portable build would call the slow libm `fmaf`).
+#[inline(always)]
+fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Sum with 16 independent accumulators, so the loop vectorises.
+#[inline(always)]
+fn sum_lanes(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
+}
+
+/// Sum of squares of `x - mean`, vectorised as [`sum_lanes`].
+#[inline(always)]
+fn centered_sq_sum<const FMA: bool>(x: &[f32], mean: f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            let d = v - mean;
+            *a = fmadd::<FMA>(d, d, *a);
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>()
+}
+
+/// `exp(x)` to about 2 ulp (Cephes' polynomial after range reduction by powers of two),
+/// branch-free so that loops over it vectorise. Inputs are clamped to `[-87, 88]` (outputs
+/// `≈ 1.6e-38 … 1.65e38`); NaN stays NaN.
+#[inline(always)]
+fn exp_approx<const FMA: bool>(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and subtracting it rounds to an integer.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    let k = fmadd::<FMA>(x, std::f32::consts::LOG2_E, ROUND) - ROUND;
+    let r = fmadd::<FMA>(-k, LN2_HI, x);
+    let r = fmadd::<FMA>(-k, LN2_LO, r);
+    let mut p = 1.987_569_2e-4;
+    p = fmadd::<FMA>(p, r, 1.398_2e-3);
+    p = fmadd::<FMA>(p, r, 8.333_452e-3);
+    p = fmadd::<FMA>(p, r, 4.166_579_6e-2);
+    p = fmadd::<FMA>(p, r, 1.666_666_5e-1);
+    p = fmadd::<FMA>(p, r, 0.5);
+    let y = fmadd::<FMA>(p, r * r, r) + 1.0;
+    // k ∈ [-126, 127]: a normal power of two.
+    let two_k = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    y * two_k
+}
+
+/// Defines `fn $name(args)` calling `$generic::<true>` (compiled for AVX2 + FMA) when the CPU
+/// has them, else the portable `$generic::<false>`.
+macro_rules! multiversion {
+    ($name:ident => $generic:ident ( $($a:ident : $t:ty),* $(,)? )) => {
+        fn $name($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn fast($($a: $t),*) {
+                    $generic::<true>($($a),*)
+                }
+                if has_avx2_fma() {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above), the only
+                    // requirement of a `target_feature` function.
+                    unsafe { fast($($a),*) };
+                    return;
+                }
+            }
+            $generic::<false>($($a),*)
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm
+
+#[inline(always)]
+fn layer_norm_rows<const FMA: bool>(x: &[f32], out: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let d = w.len();
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mean = sum_lanes(xr) / d as f32;
+        let var = centered_sq_sum::<FMA>(xr, mean) / d as f32;
+        let scale = (var + eps).sqrt();
+        for (((o, &v), &wi), &bi) in or.iter_mut().zip(xr).zip(w).zip(b) {
+            *o = fmadd::<FMA>((v - mean) / scale, wi, bi);
+        }
+    }
+}
+
+multiversion!(layer_norm_rows_mv => layer_norm_rows(x: &[f32], out: &mut [f32], w: &[f32], b: &[f32], eps: f32));
+
+/// TransformerLens LayerNorm over rows of length `w.len()`: `(x - mean) / sqrt(var + eps) · w
+/// + b`, with the biased variance.
+///
+/// # Panics
+/// If `x`, `out` (same length, a multiple of `w.len()`) and `b` (length `w.len()`) disagree.
+pub(crate) fn layer_norm(x: &[f32], out: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let d = w.len();
+    assert!(d > 0 && b.len() == d && x.len() == out.len() && x.len() % d == 0);
+    out.par_chunks_mut(d * ROWS_PER_TASK)
+        .zip(x.par_chunks(d * ROWS_PER_TASK))
+        .for_each(|(o, x)| layer_norm_rows_mv(x, o, w, b, eps));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element-wise
+
+#[inline(always)]
+fn gelu_new_slice<const FMA: bool>(x: &mut [f32]) {
+    // 0.5 x (1 + tanh(u)) = x · sigmoid(2u), u = sqrt(2/π) (x + 0.044715 x³).
+    const TWO_SQRT_2_OVER_PI: f32 = 1.595_769;
+    for v in x {
+        let a = *v;
+        let two_u = fmadd::<FMA>(a * a, 0.044715, 1.0) * a * TWO_SQRT_2_OVER_PI;
+        *v = a / (1.0 + exp_approx::<FMA>(-two_u));
+    }
+}
+
+multiversion!(gelu_new_mv => gelu_new_slice(x: &mut [f32]));
+
+/// GPT-2's `gelu_new`, in place.
+pub(crate) fn gelu_new(x: &mut [f32]) {
+    x.par_chunks_mut(ELEMS_PER_TASK).for_each(gelu_new_mv);
+}
+
+/// ReLU, in place (NaN stays NaN).
+pub(crate) fn relu(x: &mut [f32]) {
+    x.par_chunks_mut(ELEMS_PER_TASK).for_each(|c| {
+        for v in c {
+            if *v < 0.0 {
+                *v = 0.0;
+            }
+        }
+    });
+}
+
+/// Fills each row of `out` (rows of `b.len()`) with `b`, plus the same row of `add` if given.
+///
+/// # Panics
+/// If the lengths disagree.
+pub(crate) fn fill_rows(out: &mut [f32], b: &[f32], add: Option<&[f32]>) {
+    let d = b.len();
+    assert!(d > 0 && out.len() % d == 0 && add.is_none_or(|a| a.len() == out.len()));
+    let chunk = d * ROWS_PER_TASK;
+    match add {
+        None => out.par_chunks_mut(chunk).for_each(|o| {
+            for row in o.chunks_exact_mut(d) {
+                row.copy_from_slice(b);
+            }
+        }),
+        Some(add) => out
+            .par_chunks_mut(chunk)
+            .zip(add.par_chunks(chunk))
+            .for_each(|(o, a)| {
+                for (o, &a) in o.iter_mut().zip(a) {
+                    *o = a;
+                }
+                for row in o.chunks_exact_mut(d) {
+                    for (o, &bi) in row.iter_mut().zip(b) {
+                        *o += bi;
+                    }
+                }
+            }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention
+
+/// `out = a @ b` on the calling thread (the `gemm` crate without parallelism: attention runs
+/// one task per rayon worker already).
+///
+/// # Panics
+/// If the shapes disagree.
+fn matmul_single_thread(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    mut out: ArrayViewMut2<'_, f32>,
+) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    assert!(b.nrows() == k && out.dim() == (m, n));
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let (sa, sb, so) = (a.strides(), b.strides(), out.strides());
+    let (o_rs, o_cs) = (so[0], so[1]);
+    // SAFETY: the pointers and strides describe live ndarray views of the checked shapes
+    // (a: m×k, b: k×n, out: m×n, uniquely borrowed); gemm reads a and b and writes out only,
+    // and with `read_dst = false` never reads out.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            o_cs,
+            o_rs,
+            false,
+            a.as_ptr(),
+            sa[1],
+            sa[0],
+            b.as_ptr(),
+            sb[1],
+            sb[0],
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Row-wise causal softmax of raw scores, in place: row `i` of `s` (`[n_q, n_k]`) keeps keys
+/// `j < first_visible + i + 1` that are real (`key_mask`), scaled by `1 / scale`; the rest
+/// become 0. A row without any visible key becomes all 0 (TransformerLens zeroes the NaN row).
+#[inline(always)]
+fn causal_softmax_rows<const FMA: bool>(
+    s: &mut [f32],
+    n_k: usize,
+    first_visible: usize,
+    key_mask: &[bool],
+    padded: bool,
+    scale: f32,
+) {
+    for (i, row) in s.chunks_exact_mut(n_k).enumerate() {
+        let n = (first_visible + i + 1).min(n_k);
+        let (vis, hidden) = row.split_at_mut(n);
+        hidden.fill(0.0);
+        let mut max = f32::NEG_INFINITY;
+        if padded {
+            for (sj, &real) in vis.iter_mut().zip(key_mask) {
+                *sj = if real { *sj / scale } else { f32::NEG_INFINITY };
+                max = max.max(*sj);
+            }
+        } else {
+            for sj in vis.iter_mut() {
+                *sj /= scale;
+                max = max.max(*sj);
+            }
+        }
+        if max == f32::NEG_INFINITY {
+            vis.fill(0.0);
+            continue;
+        }
+        for sj in vis.iter_mut() {
+            *sj = if *sj == f32::NEG_INFINITY {
+                0.0
+            } else {
+                exp_approx::<FMA>(*sj - max)
+            };
+        }
+        let sum = sum_lanes(vis);
+        for sj in vis.iter_mut() {
+            *sj /= sum;
+        }
+    }
+}
+
+multiversion!(causal_softmax_rows_mv => causal_softmax_rows(
+    s: &mut [f32],
+    n_k: usize,
+    first_visible: usize,
+    key_mask: &[bool],
+    padded: bool,
+    scale: f32,
+));
+
+/// Causal softmax attention with an optional key mask, per (sequence, block of queries) in
+/// parallel, every head: `z[b, i, h] = Σ_j softmax_j(q[b, i, h] · k[b, h, j] / scale) v[b, h, j]`
+/// over keys `j ≤ past + i` with `key_mask[b][j]`; a query with no such key gets `z = 0`.
+/// Per head and block, scores and `z` are two small single-threaded GEMMs, and `z` is written
+/// straight into its `[query, head, d_head]` place.
+///
+/// # Shapes
+/// `q: [batch, pos, head, d_head]`, `k`, `v: [batch, head, past + pos, d_head]` (any strides),
+/// `key_mask: [batch][past + pos]` → `z: [batch, pos, head, d_head]`, row-major.
+///
+/// # Panics
+/// If the shapes disagree.
+pub(crate) fn attention(
+    q: ArrayView4<'_, f32>,
+    k: ArrayView4<'_, f32>,
+    v: ArrayView4<'_, f32>,
+    key_mask: &[Vec<bool>],
+    past: usize,
+    scale: f32,
+) -> Vec<f32> {
+    let (n_batch, n_pos, n_heads, d_head) = q.dim();
+    let n_keys = past + n_pos;
+    assert_eq!(k.dim(), (n_batch, n_heads, n_keys, d_head));
+    assert_eq!(v.dim(), (n_batch, n_heads, n_keys, d_head));
+    assert!(key_mask.len() == n_batch && key_mask.iter().all(|m| m.len() == n_keys));
+    let row = n_heads * d_head;
+    let mut out = vec![0f32; n_batch * n_pos * row];
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(n_pos * row)
+        .enumerate()
+        .for_each(|(batch, seq)| {
+            let key_mask = &key_mask[batch][..];
+            let padded = key_mask.iter().any(|m| !m);
+            seq.par_chunks_mut(QUERIES_PER_TASK * row)
+                .enumerate()
+                .for_each(|(block, out)| {
+                    let q0 = block * QUERIES_PER_TASK;
+                    let n_q = out.len() / row;
+                    // Keys visible to the last query of the block.
+                    let n_k = past + q0 + n_q;
+                    let mut s = vec![0f32; n_q * n_k];
+                    let mut out =
+                        ArrayViewMut2::from_shape((n_q, row), out).expect("chunk of whole rows");
+                    for h in 0..n_heads {
+                        let qh = q.slice(s![batch, q0..q0 + n_q, h, ..]);
+                        let kh = k.slice(s![batch, h, ..n_k, ..]);
+                        let vh = v.slice(s![batch, h, ..n_k, ..]);
+                        let mut sv = ArrayViewMut2::from_shape((n_q, n_k), &mut s[..])
+                            .expect("scratch of n_q × n_k");
+                        matmul_single_thread(qh, kh.t(), sv.view_mut());
+                        causal_softmax_rows_mv(&mut s, n_k, past + q0, key_mask, padded, scale);
+                        let sv = ArrayView2::from_shape((n_q, n_k), &s[..]).expect("n_q × n_k");
+                        let zh = out.slice_mut(s![.., h * d_head..(h + 1) * d_head]);
+                        matmul_single_thread(sv, vh, zh);
+                    }
+                });
+        });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_approx_is_accurate_and_clamps() {
+        let mut worst = 0f32;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let rel = |got: f32| ((got - x.exp()) / x.exp()).abs();
+            worst = worst.max(rel(exp_approx::<false>(x)));
+            worst = worst.max(rel(exp_approx::<true>(x)));
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "{worst}");
+        assert_eq!(exp_approx::<false>(0.0), 1.0);
+        assert!(exp_approx::<false>(-1e4) < 1e-37 && exp_approx::<false>(-1e4) >= 0.0);
+        assert!(exp_approx::<false>(1e4).is_finite());
+        assert!(exp_approx::<false>(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn fill_rows_adds_bias_and_residual() {
+        let b = [1.0, 2.0, 3.0];
+        let add: Vec<f32> = (0..3 * 40).map(|i| i as f32).collect();
+        let mut out = vec![0.0; 3 * 40];
+        fill_rows(&mut out, &b, Some(&add));
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(*o, i as f32 + b[i % 3]);
+        }
+        fill_rows(&mut out, &b, None);
+        assert!(out.chunks(3).all(|r| r == b));
+    }
+
+    #[test]
+    fn relu_zeroes_negatives_only() {
+        let mut x = vec![-1.0, 0.0, 2.5, -0.0, f32::NAN];
+        relu(&mut x);
+        assert_eq!(&x[..4], &[0.0, 0.0, 2.5, -0.0]);
+        assert!(x[4].is_nan());
+    }
+}
