@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use std::sync::Arc;
 
+use burn_autodiff::Autodiff;
 use clap::ValueEnum;
 use interp_models::prelude::*;
 use interp_sae::splice::SpliceEvaluator;
@@ -28,6 +29,15 @@ pub enum Arch {
     Batchtopk,
     /// JumpReLU with an L0 penalty (`--l0`).
     Jumprelu,
+}
+
+/// Gradient engines `interp train` can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// Hand-derived forward and backward pass on the CPU.
+    Cpu,
+    /// burn autodiff (`Autodiff<NdArray>`).
+    Burn,
 }
 
 /// Arguments of `interp train`.
@@ -81,9 +91,14 @@ pub struct TrainArgs {
     /// Write a checkpoint every this many steps (0: only at the end).
     #[arg(long, default_value_t = 500)]
     checkpoint_every: u64,
-    /// Continue from <OUT>/checkpoint.safetensors instead of starting afresh.
+    /// Continue from <OUT>/checkpoint.safetensors instead of starting afresh: repeat the
+    /// command that started the run; a flag that differs from the checkpoint is an error.
     #[arg(long)]
     resume: bool,
+    /// Where gradients come from: the hand-derived CPU step (sparse backward pass for TopK and
+    /// BatchTopK), or burn autodiff on the ndarray backend (same losses, dense, slower).
+    #[arg(long, value_enum, default_value_t = Engine::Cpu)]
+    engine: Engine,
     /// With --model: measure CE loss recovered and KL with the SAE spliced in every this many
     /// steps (0: only at the end).
     #[arg(long, default_value_t = 500)]
@@ -127,10 +142,23 @@ pub fn run(args: TrainArgs) -> Result<(), Box<dyn StdError>> {
     }
     let checkpoint = args.out.join(CHECKPOINT_FILE);
     let mut trainer = if args.resume {
-        Trainer::resume(&checkpoint, source.as_mut())?
+        let trainer = Trainer::resume(&checkpoint, source.as_mut())?;
+        let differences = resume_mismatches(trainer.config(), &cfg, args.lr.is_some());
+        if !differences.is_empty() {
+            return Err(format!(
+                "--resume continues the run saved in {}, which differs from this command: {}",
+                checkpoint.display(),
+                differences.join("; ")
+            )
+            .into());
+        }
+        trainer
     } else {
         Trainer::new(cfg, source.as_mut())?
     };
+    if args.engine == Engine::Burn {
+        trainer = trainer.with_burn_backend::<Autodiff<Cpu>>(Default::default());
+    }
     let report = trainer.fit(
         source.as_mut(),
         FitOptions {
@@ -162,6 +190,40 @@ pub fn run(args: TrainArgs) -> Result<(), Box<dyn StdError>> {
         );
     }
     Ok(())
+}
+
+/// The settings of `asked` (built from the command line) that differ from the checkpoint's
+/// `saved` ones, as `--flag asked (checkpoint: saved)`; `lr` only when it was given.
+fn resume_mismatches(saved: &TrainConfig, asked: &TrainConfig, lr_given: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |flag: &str, saved: String, asked: String| {
+        if saved != asked {
+            out.push(format!("{flag} {asked} (checkpoint: {saved})"));
+        }
+    };
+    check(
+        "--arch/--k/--l1/--l0",
+        format!("{:?}", saved.arch),
+        format!("{:?}", asked.arch),
+    );
+    check("d_in", saved.d_in.to_string(), asked.d_in.to_string());
+    check("--d-sae", saved.d_sae.to_string(), asked.d_sae.to_string());
+    check("--steps", saved.steps.to_string(), asked.steps.to_string());
+    check(
+        "--batch",
+        saved.batch_size.to_string(),
+        asked.batch_size.to_string(),
+    );
+    check("--seed", saved.seed.to_string(), asked.seed.to_string());
+    check(
+        "--checkpoint-every",
+        saved.checkpoint_every.to_string(),
+        asked.checkpoint_every.to_string(),
+    );
+    if lr_given {
+        check("--lr", saved.lr.to_string(), asked.lr.to_string());
+    }
+    out
 }
 
 /// Activations streamed from a model, and the evaluator of the SAE spliced back into it.

@@ -101,6 +101,77 @@ fn bad_training_requests_fail_with_a_message_not_a_panic() {
     }
 }
 
+#[test]
+fn resume_refuses_a_command_that_differs_from_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let acts = dir.path().join("acts.safetensors");
+    write_acts(&acts, 1000, 8);
+    let out = dir.path().join("sae");
+    let args = |k: &'static str, resume: bool| {
+        let mut a = vec![
+            "train",
+            "--acts",
+            acts.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(&["--arch", "topk", "--d-sae", "32", "--k", k]);
+        a.extend_from_slice(&["--steps", "20", "--batch", "64", "--quiet"]);
+        if resume {
+            a.push("--resume");
+        }
+        a
+    };
+    assert!(interp(&args("3", false)).status.success());
+    let again = interp(&args("3", true));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let changed = interp(&args("4", true));
+    let err = String::from_utf8_lossy(&changed.stderr);
+    assert!(!changed.status.success());
+    assert!(err.contains("--arch/--k") && err.contains("k: 3"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn the_burn_engine_trains_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let acts = dir.path().join("acts.safetensors");
+    write_acts(&acts, 1000, 8);
+    let out = dir.path().join("sae");
+    let run = interp(&[
+        "train",
+        "--acts",
+        acts.to_str().unwrap(),
+        "--arch",
+        "jumprelu",
+        "--d-sae",
+        "32",
+        "--steps",
+        "20",
+        "--batch",
+        "64",
+        "--engine",
+        "burn",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let log = std::fs::read_to_string(out.join(METRICS_FILE)).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(last["step"], 20);
+    assert!(last["fvu"].as_f64().unwrap().is_finite(), "{last}");
+    assert_eq!(interp_sae::load(&out).unwrap().d_sae(), 32);
+}
+
 /// SIGKILL the trainer at arbitrary moments while it checkpoints every step: whatever is on disk
 /// must always be a complete checkpoint that resumes.
 #[test]

@@ -8,11 +8,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use burn::tensor::{backend::Backend, IndexingUpdateOp, Tensor, TensorData};
+use burn::tensor::{backend::Backend, IndexingUpdateOp, Tensor};
 use interp_models::hooks::{Activation as HookActivation, BlockHook, HookPoint, HookSpec};
 use interp_models::{Batch, HookedTransformer};
 
 use crate::config::{Architecture, Normalization, SaeConfig};
+use crate::device::{tensor1, tensor2};
 use crate::error::{Error, Result};
 use crate::sae::Sae;
 
@@ -36,15 +37,6 @@ type RowStats<B> = (Tensor<B, 2>, Tensor<B, 2>);
 /// Where the hook closure leaves `(feature_acts, sae_out)`.
 type Captured<B> = Rc<RefCell<Option<(Tensor<B, 3>, Tensor<B, 3>)>>>;
 
-fn t1<B: Backend>(v: &ndarray::Array1<f32>, device: &B::Device) -> Tensor<B, 1> {
-    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
-}
-
-fn t2<B: Backend>(v: &ndarray::Array2<f32>, device: &B::Device) -> Tensor<B, 2> {
-    let shape = [v.nrows(), v.ncols()];
-    Tensor::from_data(TensorData::new(v.iter().copied().collect(), shape), device)
-}
-
 impl<B: Backend> DeviceSae<B> {
     /// Copies `sae`'s weights to `device`.
     pub fn new(sae: &Sae, device: &B::Device) -> Self {
@@ -54,20 +46,20 @@ impl<B: Backend> DeviceSae<B> {
             Architecture::TopK {
                 rescale_acts_by_decoder_norm: true,
                 ..
-            } => Some(t1(&ndarray::Array1::from(sae.decoder_norms()), device)),
+            } => Some(tensor1(&ndarray::Array1::from(sae.decoder_norms()), device)),
             _ => None,
         };
         DeviceSae {
-            w_enc: t2(&w.w_enc, device),
-            w_dec: t2(&w.w_dec, device),
-            b_enc: t1(&w.b_enc, device),
-            b_dec: t1(&w.b_dec, device),
-            threshold: w.threshold.as_ref().map(|t| t1(t, device)),
+            w_enc: tensor2(&w.w_enc, device),
+            w_dec: tensor2(&w.w_dec, device),
+            b_enc: tensor1(&w.b_enc, device),
+            b_dec: tensor1(&w.b_dec, device),
+            threshold: w.threshold.as_ref().map(|t| tensor1(t, device)),
             gated: w.gated.as_ref().map(|g| {
                 (
-                    t1(&g.b_gate, device),
-                    t1(&g.b_mag, device),
-                    t1(&g.r_mag.mapv(f32::exp), device),
+                    tensor1(&g.b_gate, device),
+                    tensor1(&g.b_mag, device),
+                    tensor1(&g.r_mag.mapv(f32::exp), device),
                 )
             }),
             dec_norm,

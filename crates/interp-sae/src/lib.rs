@@ -12,8 +12,12 @@
 //! - Fast CPU kernels: encode is a blocked GEMM with the nonlinearity (TopK selection included)
 //!   fused in; decode of [`SparseCodes`] reads only the decoder rows of active latents.
 //!
-//! This crate does not depend on a tensor framework; the `models` feature adds burn-tensor
-//! encode/decode and SAEs attached to `interp-models` hook points.
+//! - [`train`]: SAE training (ReLU-L1, TopK + AuxK, BatchTopK, JumpReLU) with a hand-derived,
+//!   sparse backward pass on the CPU, or burn autodiff on any backend (`burn` feature).
+//!
+//! This crate does not depend on a tensor framework; the `burn` feature adds training through
+//! burn autodiff, and the `models` feature burn-tensor encode/decode and SAEs attached to
+//! `interp-models` hook points.
 //!
 //! ```
 //! use interp_sae::prelude::*;
@@ -38,6 +42,8 @@
 //! ```
 
 mod config;
+#[cfg(feature = "burn")]
+mod device;
 mod error;
 pub mod formats;
 #[cfg(feature = "models")]

@@ -23,6 +23,7 @@ use interp_models::hooks::{Activation as HookActivation, HookPoint, HookSpec, In
 use interp_models::{Batch, HookedTransformer};
 use serde::{Deserialize, Serialize};
 
+use crate::device::to_host;
 use crate::error::{Error, Result};
 use crate::hooked::{run_with_sae, sae_hook_point, DeviceSae};
 use crate::sae::Sae;
@@ -178,15 +179,6 @@ struct Sums {
     kl_n: u64,
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .map_err(|e| Error::Data {
-            reason: format!("reading metrics back from the device: {e:?}"),
-        })
-}
-
 /// Windows of one length, in one forward pass each way.
 fn evaluate_group<B: Backend>(
     model: &HookedTransformer<B>,
@@ -218,7 +210,10 @@ fn evaluate_group<B: Backend>(
     // KL(clean ‖ other) per position, [n, len].
     let p_clean = clean.clone().exp();
     let kl = |other: &Tensor<B, 3>| -> Result<Vec<f32>> {
-        host((p_clean.clone() * (clean.clone() - other.clone())).sum_dim(2))
+        to_host(
+            (p_clean.clone() * (clean.clone() - other.clone())).sum_dim(2),
+            "KL divergences",
+        )
     };
     let kls = [kl(&spliced)?, kl(&zero)?];
     for (i, &k) in keep.iter().enumerate() {
@@ -240,11 +235,12 @@ fn evaluate_group<B: Backend>(
         .collect();
     let targets = Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [n, len - 1, 1]), device);
     let nll = |lp: &Tensor<B, 3>| -> Result<Vec<f32>> {
-        host(
+        to_host(
             lp.clone()
                 .narrow(1, 0, len - 1)
                 .gather(2, targets.clone())
                 .neg(),
+            "token losses",
         )
     };
     let losses = [nll(&clean)?, nll(&spliced)?, nll(&zero)?];

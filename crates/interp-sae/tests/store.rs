@@ -161,12 +161,13 @@ fn store_rows_equal_a_direct_run_of_their_window() {
                     .or_insert_with(|| direct(&model, &windows[o.window as usize], hook));
                 let want = rows.row(o.position);
                 let got = batches[h].row(i);
-                if per_forward == 1 {
-                    assert_eq!(got, want, "{hook} row {i} ({o:?})");
-                }
-                for (g, w) in got.iter().zip(want) {
-                    max_diff = max_diff.max((g - w).abs());
-                }
+                // Not bit-exact: caching some hooks moves the forward off the fused kernels.
+                let diff = got
+                    .iter()
+                    .zip(want)
+                    .fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+                assert!(diff <= 1e-5, "{hook} row {i} ({o:?}) differs by {diff}");
+                max_diff = max_diff.max(diff);
             }
         }
         assert!(max_diff <= 1e-5, "batched forward differs by {max_diff}");

@@ -1,12 +1,16 @@
-//! Training sparse autoencoders on CPU: ReLU + L1, TopK + AuxK, BatchTopK and JumpReLU.
+//! Training sparse autoencoders: ReLU + L1, TopK + AuxK, BatchTopK and JumpReLU.
 //!
 //! [`Trainer`] owns the parameters and Adam state; [`Trainer::fit`] pulls batches from an
 //! [`ActivationSource`] (an [`ActivationMatrix`] read from a file, or a model's activation
 //! store with the `models` feature), handles dead latents, logs [`StepMetrics`] to
 //! `metrics.jsonl`, checkpoints atomically, and saves the result in SAELens layout.
-//! The backward pass is written by hand and sparse for TopK/BatchTopK (only the `k` active
-//! latents of each token carry gradient).
+//! The default backward pass is written by hand and sparse for TopK/BatchTopK (only the `k`
+//! active latents of each token carry gradient); with the `burn` feature,
+//! [`Trainer::with_burn_backend`] takes the gradients from burn autodiff on any backend instead
+//! (GPUs included), with the same losses.
 
+#[cfg(feature = "burn")]
+mod autodiff;
 mod config;
 mod params;
 mod plots;
@@ -20,6 +24,6 @@ pub use interp_core::rng::SplitMix64;
 pub use source::{ActivationMatrix, ActivationSource};
 pub use step::fvu;
 pub use trainer::{
-    geometric_median, Evaluator, FitOptions, StepMetrics, TrainReport, Trainer, CHECKPOINT_FILE,
-    METRICS_FILE,
+    geometric_median, Evaluator, FitOptions, Gradients, StepMetrics, TrainReport, Trainer,
+    CHECKPOINT_FILE, METRICS_FILE,
 };

@@ -116,9 +116,31 @@ fn x_centered(params: &ParamSet, x: ArrayView2<'_, f32>, apply_b_dec: bool) -> A
     x_c
 }
 
+/// Reused `[batch, d_sae]` buffers: allocating them afresh every step costs page faults on
+/// hundreds of megabytes (glibc maps large blocks fresh each time).
+pub(crate) type Pool = Vec<Array2<f32>>;
+
+/// Buffers a pool keeps at most.
+const POOL_MAX: usize = 4;
+
+/// A `rows × cols` matrix from `pool` (stale contents) or newly allocated.
+fn take(pool: &mut Pool, rows: usize, cols: usize) -> Array2<f32> {
+    match pool.iter().position(|a| a.dim() == (rows, cols)) {
+        Some(i) => pool.swap_remove(i),
+        None => Array2::zeros((rows, cols)),
+    }
+}
+
+/// Returns a buffer to `pool`.
+fn give(pool: &mut Pool, a: Array2<f32>) {
+    if pool.len() < POOL_MAX && a.is_standard_layout() {
+        pool.push(a);
+    }
+}
+
 /// Pre-activations `x_c · W_encᵀ + b_enc`, `[batch, d_sae]`.
-fn pre_activations(params: &ParamSet, x_c: &Array2<f32>) -> Array2<f32> {
-    let mut pre = Array2::zeros((x_c.nrows(), params.w_enc.nrows()));
+fn pre_activations(params: &ParamSet, x_c: &Array2<f32>, pool: &mut Pool) -> Array2<f32> {
+    let mut pre = take(pool, x_c.nrows(), params.w_enc.nrows());
     pre.axis_iter_mut(Axis(0))
         .into_par_iter()
         .for_each(|mut r| r.assign(&params.b_enc));
@@ -236,8 +258,18 @@ fn aux_codes(pre: &Array2<f32>, d_in: usize, s: &StepSettings<'_>) -> Option<(Cs
 
 /// Runs the encoder and decoder on `x` (already scaled).
 pub(crate) fn forward(params: &ParamSet, x: ArrayView2<'_, f32>, s: &StepSettings<'_>) -> Forward {
+    forward_in(params, x, s, &mut Pool::new())
+}
+
+/// [`forward`] with `[batch, d_sae]` buffers from `pool`.
+fn forward_in(
+    params: &ParamSet,
+    x: ArrayView2<'_, f32>,
+    s: &StepSettings<'_>,
+    pool: &mut Pool,
+) -> Forward {
     let x_c = x_centered(params, x, s.apply_b_dec);
-    let mut pre = pre_activations(params, &x_c);
+    let mut pre = pre_activations(params, &x_c, pool);
     let mut min_kept = None;
     let mut aux = None;
     let codes = match *s.arch {
@@ -251,6 +283,7 @@ pub(crate) fn forward(params: &ParamSet, x: ArrayView2<'_, f32>, s: &StepSetting
                 _ => Csr::from_rows(top_k_rows(&pre, s.arch.k().expect("TopK has k"), None)),
             };
             aux = aux_codes(&pre, x.ncols(), s);
+            give(pool, pre);
             Codes::Sparse(csr)
         }
         TrainArch::Relu { .. } => {
@@ -258,7 +291,8 @@ pub(crate) fn forward(params: &ParamSet, x: ArrayView2<'_, f32>, s: &StepSetting
             Codes::Dense { z: pre, pre: None }
         }
         TrainArch::JumpRelu { .. } => {
-            let mut z = pre.clone();
+            let mut z = take(pool, pre.nrows(), pre.ncols());
+            z.assign(&pre);
             Zip::from(z.rows_mut()).par_for_each(|mut r| {
                 Zip::from(&mut r)
                     .and(&params.log_threshold)
@@ -329,7 +363,7 @@ pub fn fvu(sae: &crate::Sae, x: ArrayView2<'_, f32>) -> crate::Result<f64> {
 }
 
 /// Total variance `Σ‖x − μ‖²` of a batch.
-fn total_variance(x: ArrayView2<'_, f32>) -> f64 {
+pub(crate) fn total_variance(x: ArrayView2<'_, f32>) -> f64 {
     let mean = column_sums(x) / x.nrows() as f32;
     x.axis_iter(Axis(0))
         .into_par_iter()
@@ -342,14 +376,55 @@ fn total_variance(x: ArrayView2<'_, f32>) -> f64 {
         .sum()
 }
 
-/// Forward and backward pass: fills `grads` (overwriting) and returns the loss terms.
+/// Where a step's loss terms and gradients come from.
+pub(crate) trait GradientEngine: Send {
+    /// A name for logs.
+    fn name(&self) -> String;
+
+    /// Forward and backward pass: fills `grads` (overwriting) and returns the loss terms and,
+    /// for BatchTopK, the smallest activation kept.
+    fn forward_backward(
+        &mut self,
+        params: &ParamSet,
+        x: ArrayView2<'_, f32>,
+        s: &StepSettings<'_>,
+        grads: &mut ParamSet,
+    ) -> crate::Result<(StepStats, Option<f32>)>;
+}
+
+/// The hand-derived CPU step below (sparse backward pass for TopK/BatchTopK), with the
+/// `[batch, d_sae]` buffers it reuses from step to step.
+#[derive(Default)]
+pub(crate) struct HandDerived {
+    pool: Pool,
+}
+
+impl GradientEngine for HandDerived {
+    fn name(&self) -> String {
+        "hand-derived (CPU)".into()
+    }
+
+    fn forward_backward(
+        &mut self,
+        params: &ParamSet,
+        x: ArrayView2<'_, f32>,
+        s: &StepSettings<'_>,
+        grads: &mut ParamSet,
+    ) -> crate::Result<(StepStats, Option<f32>)> {
+        Ok(forward_backward(params, x, s, grads, &mut self.pool))
+    }
+}
+
+/// Forward and backward pass: fills `grads` (overwriting) and returns the loss terms;
+/// `[batch, d_sae]` buffers come from and go back to `pool`.
 pub(crate) fn forward_backward(
     params: &ParamSet,
     x: ArrayView2<'_, f32>,
     s: &StepSettings<'_>,
     grads: &mut ParamSet,
+    pool: &mut Pool,
 ) -> (StepStats, Option<f32>) {
-    let fwd = forward(params, x, s);
+    let fwd = forward_in(params, x, s, pool);
     let batch = x.nrows();
     let inv_b = 1.0 / batch as f32;
     let err_sq = squared_errors(x, &fwd.x_hat);
@@ -369,7 +444,18 @@ pub(crate) fn forward_backward(
     match &fwd.codes {
         Codes::Sparse(csr) => sparse_backward(params, &fwd, csr, &g_xhat, x, &mut stats, grads),
         Codes::Dense { z, pre } => {
-            dense_backward(params, s, &fwd, z, pre.as_ref(), &g_xhat, &mut stats, grads)
+            let g = dense_backward(
+                params,
+                s,
+                &fwd,
+                z,
+                pre.as_ref(),
+                &g_xhat,
+                &mut stats,
+                grads,
+                pool,
+            );
+            give(pool, g);
         }
     }
     if s.apply_b_dec {
@@ -381,6 +467,10 @@ pub(crate) fn forward_backward(
     stats.loss = stats.mse
         + s.sparsity_coef as f64 * stats.sparsity
         + fwd.aux.as_ref().map_or(0.0, |_| stats.aux);
+    if let Codes::Dense { z, pre } = fwd.codes {
+        give(pool, z);
+        pre.into_iter().for_each(|p| give(pool, p));
+    }
     (stats, fwd.min_kept)
 }
 
@@ -521,7 +611,8 @@ fn dense_backward(
     g_xhat: &Array2<f32>,
     stats: &mut StepStats,
     grads: &mut ParamSet,
-) {
+    pool: &mut Pool,
+) -> Array2<f32> {
     let batch = z.nrows();
     let d_sae = z.ncols();
     let inv_b = 1.0 / batch as f32;
@@ -529,7 +620,8 @@ fn dense_backward(
     // ∂/∂W_dec of the reconstruction: zᵀ · g_x̂.
     matmul_acc(z.t(), g_xhat.view(), grads.w_dec.view_mut());
     // ∂L/∂z = g_x̂ · W_decᵀ, turned into ∂L/∂pre in place below.
-    let mut g = Array2::<f32>::zeros(z.raw_dim());
+    let mut g = take(pool, batch, d_sae);
+    g.fill(0.0);
     matmul_acc(g_xhat.view(), params.w_dec.t(), g.view_mut());
 
     let dec_norms: Array1<f32> = params.w_dec.map_axis(Axis(1), |r| r.dot(&r).sqrt());
@@ -658,6 +750,7 @@ fn dense_backward(
     }
     grads.b_enc.assign(&g_sum);
     matmul_acc(g.t(), fwd.x_c.view(), grads.w_enc.view_mut());
+    g
 }
 
 /// The decoder row gradient with its component along the (unit) row removed, so a step keeps
@@ -698,7 +791,9 @@ mod tests {
 
     fn loss(p: &ParamSet, x: &Array2<f32>, s: &StepSettings<'_>) -> f64 {
         let mut g = p.clone();
-        forward_backward(p, x.view(), s, &mut g).0.loss
+        forward_backward(p, x.view(), s, &mut g, &mut Pool::new())
+            .0
+            .loss
     }
 
     /// Central differences in f64 of the f32 loss for every parameter (excluding `ln θ`).
@@ -711,7 +806,7 @@ mod tests {
             dead,
         };
         let mut grads = p.clone();
-        forward_backward(&p, x.view(), &s, &mut grads);
+        forward_backward(&p, x.view(), &s, &mut grads, &mut Pool::new());
         let h = 1e-3f32;
         let mut checked = 0;
         for t in 0..4 {
@@ -791,8 +886,8 @@ mod tests {
                 / 7.0
         };
         let (mut g_with, mut g_without) = (p.clone(), p.clone());
-        forward_backward(&p, x.view(), &with, &mut g_with);
-        forward_backward(&p, x.view(), &without, &mut g_without);
+        forward_backward(&p, x.view(), &with, &mut g_with, &mut Pool::new());
+        forward_backward(&p, x.view(), &without, &mut g_without, &mut Pool::new());
         let h = 1e-3f32;
         let mut checked = 0;
         for t in 0..4 {
@@ -848,7 +943,7 @@ mod tests {
         };
         let mut grads = p.clone();
         let fwd = forward(&p, x.view(), &s);
-        forward_backward(&p, x.view(), &s, &mut grads);
+        forward_backward(&p, x.view(), &s, &mut grads, &mut Pool::new());
         let pre = match &fwd.codes {
             Codes::Dense { pre: Some(pre), .. } => pre.clone(),
             _ => unreachable!(),
@@ -888,7 +983,7 @@ mod tests {
             dead: &[false; 10],
         };
         let x_c = x_centered(&p, x.view(), true);
-        let pre = pre_activations(&p, &x_c);
+        let pre = pre_activations(&p, &x_c, &mut Pool::new());
         let mut all: Vec<f32> = pre.iter().copied().filter(|&v| v > 0.0).collect();
         all.sort_by(|a, b| b.total_cmp(a));
         let fwd = forward(&p, x.view(), &s);

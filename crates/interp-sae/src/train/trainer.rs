@@ -13,7 +13,10 @@ use serde_json::{Map, Value};
 use super::config::{BDecInit, DeadPolicy, TrainArch, TrainConfig};
 use super::params::{normalize_rows, Adam, ParamSet, TENSOR_NAMES};
 use super::source::ActivationSource;
-use super::step::{forward, forward_backward, project_out_radial, squared_errors, StepSettings};
+use super::step::{
+    forward, project_out_radial, squared_errors, GradientEngine, HandDerived, StepSettings,
+    StepStats,
+};
 use crate::config::{Architecture, SaeConfig};
 use crate::error::{Error, Result};
 use crate::sae::{Sae, SaeWeights};
@@ -66,6 +69,23 @@ pub struct StepMetrics {
     /// What an [`Evaluator`] reported (CE loss recovered, KL, …).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub eval: Map<String, Value>,
+}
+
+/// A loss and its gradients: [`Trainer::loss_and_gradients`]. Matrices in SAELens layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradients {
+    /// The loss that was differentiated (reconstruction + sparsity + AuxK terms).
+    pub loss: f64,
+    /// `∂loss/∂W_enc`, `[d_in, d_sae]`.
+    pub w_enc: Array2<f32>,
+    /// `∂loss/∂b_enc`, `[d_sae]`.
+    pub b_enc: Array1<f32>,
+    /// `∂loss/∂W_dec`, `[d_sae, d_in]`.
+    pub w_dec: Array2<f32>,
+    /// `∂loss/∂b_dec`, `[d_in]`.
+    pub b_dec: Array1<f32>,
+    /// `∂loss/∂ln θ` of JumpReLU's thresholds, `[d_sae]`.
+    pub log_threshold: Option<Array1<f32>>,
 }
 
 /// Periodic evaluation of the SAE being trained (e.g. CE loss recovered with the SAE spliced
@@ -146,6 +166,7 @@ pub struct Trainer {
     v: ParamSet,
     grads: ParamSet,
     state: TrainState,
+    engine: Box<dyn GradientEngine>,
 }
 
 impl Trainer {
@@ -213,7 +234,27 @@ impl Trainer {
             grads: params_like(&params),
             params,
             state,
+            engine: Box::<HandDerived>::default(),
         })
+    }
+
+    /// Takes the gradients from burn autodiff on backend `B` (e.g. `Autodiff<NdArray>`, or a GPU
+    /// backend) on `device` instead of the hand-derived CPU step. The losses, and everything
+    /// around the gradients (Adam, schedules, dead latents, checkpoints), are the same; the
+    /// codes are dense on the device, so on the CPU the default step is much faster.
+    #[cfg(feature = "burn")]
+    #[must_use]
+    pub fn with_burn_backend<B: burn::tensor::backend::AutodiffBackend>(
+        mut self,
+        device: B::Device,
+    ) -> Self {
+        self.engine = Box::new(super::autodiff::BurnAutodiff::<B> { device });
+        self
+    }
+
+    /// Where the gradients come from: `"hand-derived (CPU)"` or `"burn autodiff (<device>)"`.
+    pub fn gradient_engine(&self) -> String {
+        self.engine.name()
     }
 
     /// The configuration.
@@ -279,6 +320,48 @@ impl Trainer {
             .collect()
     }
 
+    /// Checks and scales `batch`, then fills `self.grads` for the current step.
+    fn forward_backward(&mut self, batch: ArrayView2<'_, f32>) -> Result<(StepStats, Option<f32>)> {
+        let cfg = &self.state.config;
+        if batch.ncols() != cfg.d_in {
+            return Err(Error::InputWidth {
+                expected: cfg.d_in,
+                actual: batch.ncols(),
+            });
+        }
+        crate::error::check_finite("input", batch.iter())?;
+        let x = &batch * self.state.input_scale;
+        let dead = self.dead_mask();
+        let settings = StepSettings {
+            arch: &cfg.arch,
+            sparsity_coef: self.sparsity_coef_at(self.state.step),
+            apply_b_dec: cfg.apply_b_dec_to_input,
+            dead: &dead,
+        };
+        self.engine
+            .forward_backward(&self.params, x.view(), &settings, &mut self.grads)
+    }
+
+    /// The loss of a batch of raw activations at the current step and its gradient with respect
+    /// to every trainable tensor, without updating anything: what the next [`Trainer::step`]
+    /// would differentiate (before unit-norm projection and clipping). The parameters act on
+    /// inputs multiplied by [`Trainer::input_scale`].
+    ///
+    /// # Errors
+    /// As [`Trainer::step`], except that a non-finite loss is returned rather than an error.
+    pub fn loss_and_gradients(&mut self, batch: ArrayView2<'_, f32>) -> Result<Gradients> {
+        let (stats, _) = self.forward_backward(batch)?;
+        let g = &self.grads;
+        Ok(Gradients {
+            loss: stats.loss,
+            w_enc: g.w_enc.t().to_owned(),
+            b_enc: g.b_enc.clone(),
+            w_dec: g.w_dec.clone(),
+            b_dec: g.b_dec.clone(),
+            log_threshold: (!g.log_threshold.is_empty()).then(|| g.log_threshold.clone()),
+        })
+    }
+
     /// One optimisation step on a batch of raw (unscaled) activations `[n, d_in]`.
     ///
     /// Drives training from any data (e.g. one model pass feeding several SAEs); [`Trainer::fit`]
@@ -289,24 +372,8 @@ impl Trainer {
     /// [`Error::NonFiniteLoss`] if the loss is NaN/inf (the parameters are left unchanged).
     pub fn step(&mut self, batch: ArrayView2<'_, f32>) -> Result<f64> {
         let cfg = self.state.config.clone();
-        if batch.ncols() != cfg.d_in {
-            return Err(Error::InputWidth {
-                expected: cfg.d_in,
-                actual: batch.ncols(),
-            });
-        }
-        crate::error::check_finite("input", batch.iter())?;
-        let x = &batch * self.state.input_scale;
         let step = self.state.step;
-        let dead = self.dead_mask();
-        let settings = StepSettings {
-            arch: &cfg.arch,
-            sparsity_coef: self.sparsity_coef_at(step),
-            apply_b_dec: cfg.apply_b_dec_to_input,
-            dead: &dead,
-        };
-        let (stats, min_kept) =
-            forward_backward(&self.params, x.view(), &settings, &mut self.grads);
+        let (stats, min_kept) = self.forward_backward(batch)?;
         if !stats.loss.is_finite() {
             return Err(Error::NonFiniteLoss {
                 step: step + 1,
@@ -823,6 +890,7 @@ impl Trainer {
             m,
             v,
             state,
+            engine: Box::<HandDerived>::default(),
         })
     }
 }
