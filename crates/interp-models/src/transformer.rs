@@ -524,18 +524,8 @@ impl<B: Backend> HookedTransformer<B> {
                 past,
             };
             let z = self.attention(layer, &block.attn, x, masks, layer_kv, run)?;
-            let mid = if run.is_active(hp(BlockHook::AttnOut)) {
-                None
-            } else {
-                linear_residual(&z, &block.attn.w_o, &block.attn.b_o, &resid)
-            };
-            let mid = match mid {
-                Some(mid) => mid,
-                None => {
-                    let attn_out = linear(z, &block.attn.w_o, &block.attn.b_o);
-                    resid + run.apply(hp(BlockHook::AttnOut), attn_out)?
-                }
-            };
+            let attn = &block.attn;
+            let mid = residual_branch(z, &attn.w_o, &attn.b_o, resid, hp(BlockHook::AttnOut), run)?;
             resid = run.apply(hp(BlockHook::ResidMid), mid)?;
             let x = layer_norm(
                 &block.ln2,
@@ -565,21 +555,15 @@ impl<B: Backend> HookedTransformer<B> {
                     run.apply(hp(BlockHook::MlpPost), post)?
                 }
             };
-            let post_res = if run.is_active(hp(BlockHook::MlpOut)) {
-                None
-            } else {
-                linear_residual(&post, &block.mlp.w_out, &block.mlp.b_out, &resid)
-            };
-            let post_res = match post_res {
-                Some(r) => r,
-                None => {
-                    let mlp_out = run.apply(
-                        hp(BlockHook::MlpOut),
-                        linear(post, &block.mlp.w_out, &block.mlp.b_out),
-                    )?;
-                    resid + mlp_out
-                }
-            };
+            let mlp = &block.mlp;
+            let post_res = residual_branch(
+                post,
+                &mlp.w_out,
+                &mlp.b_out,
+                resid,
+                hp(BlockHook::MlpOut),
+                run,
+            )?;
             resid = run.apply(hp(BlockHook::ResidPost), post_res)?;
         }
         if let Some(c) = kv {
@@ -710,15 +694,24 @@ fn linear_act<B: Backend>(
     crate::kernels::linear(x, &w, &b.val(), None, Some(act), shape)
 }
 
-/// `resid + (x @ w + b)` on the CPU fast path (`None` elsewhere).
-fn linear_residual<B: Backend>(
-    x: &Tensor<B, 3>,
+/// `resid + hook(x @ w + b)`, the attention and MLP outputs added to the residual stream: one
+/// GEMM accumulating onto the residual on the CPU fast path when `hook` is inactive, otherwise
+/// the reference ops with the hook applied.
+fn residual_branch<B: Backend>(
+    x: Tensor<B, 3>,
     w: &Param<Tensor<B, 2>>,
     b: &Param<Tensor<B, 1>>,
-    resid: &Tensor<B, 3>,
-) -> Option<Tensor<B, 3>> {
-    let shape = resid.dims();
-    crate::kernels::linear(x, &w.val(), &b.val(), Some(resid), None, shape)
+    resid: Tensor<B, 3>,
+    hook: HookPoint,
+    run: &mut HookRun<'_, B>,
+) -> Result<Tensor<B, 3>> {
+    if !run.is_active(hook) {
+        let shape = resid.dims();
+        if let Some(y) = crate::kernels::linear(&x, &w.val(), &b.val(), Some(&resid), None, shape) {
+            return Ok(y);
+        }
+    }
+    Ok(resid + run.apply(hook, linear(x, w, b))?)
 }
 
 /// `x @ w + b` over the last dimension, as one GEMM.
