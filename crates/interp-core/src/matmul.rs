@@ -1,34 +1,93 @@
-//! Dense f32 matrix multiply on CPU: `out += x @ w`.
+//! Dense f32 matrix multiply on CPU: `out += x @ w` ([`matmul_acc`]) or `out = x @ w`
+//! ([`matmul_into`], [`matmul_into_single_thread`]).
 //!
 //! Without features this is the pure-Rust `gemm` crate (AVX-512 when the CPU has it, rayon
-//! threads); with `blas` it is OpenBLAS through ndarray's `general_mat_mul`, about twice as fast on
-//! our 2-core machines. Any strides work (transposed views included).
+//! threads); with `blas` the multi-threaded calls are OpenBLAS through ndarray's
+//! `general_mat_mul`. Any strides work (transposed views included).
+//!
+//! Prefer [`matmul_into`] over zeroing and accumulating: a fresh zeroed allocation is mapped
+//! to the shared zero page until written, so an accumulating GEMM that reads it first pays a
+//! copy-on-write fault and a TLB shootdown per page (≈ 10 % of a GPT-2 forward, whose
+//! unembedding writes 200 MB of logits).
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-/// `out += x @ w` for `x: [m, k]`, `w: [k, n]`, `out: [m, n]`.
+/// `out += x @ w` for `x: [m, k]`, `w: [k, n]`, `out: [m, n]`, on every core.
 ///
 /// # Panics
 /// If the shapes disagree (a programming error in the caller, not bad input).
-#[cfg(feature = "blas")]
-pub fn matmul_acc(x: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) {
+pub fn matmul_acc(x: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>, out: ArrayViewMut2<'_, f32>) {
     check_shapes(&x, &w, &out);
-    ndarray::linalg::general_mat_mul(1.0, &x, &w, 1.0, &mut out);
+    parallel(x, w, out, true);
 }
 
-/// `out += x @ w` for `x: [m, k]`, `w: [k, n]`, `out: [m, n]`.
+/// `out = x @ w` for `x: [m, k]`, `w: [k, n]`, `out: [m, n]`, on every core; `out` is written
+/// without being read.
 ///
 /// # Panics
 /// If the shapes disagree (a programming error in the caller, not bad input).
-#[cfg(not(feature = "blas"))]
-pub fn matmul_acc(x: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) {
+pub fn matmul_into(x: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>, out: ArrayViewMut2<'_, f32>) {
     check_shapes(&x, &w, &out);
+    parallel(x, w, out, false);
+}
+
+/// `out = x @ w` on the calling thread only (the `gemm` crate in every build), for callers
+/// that already run one task per core; `out` is written without being read.
+///
+/// # Panics
+/// If the shapes disagree (a programming error in the caller, not bad input).
+pub fn matmul_into_single_thread(
+    x: ArrayView2<'_, f32>,
+    w: ArrayView2<'_, f32>,
+    out: ArrayViewMut2<'_, f32>,
+) {
+    check_shapes(&x, &w, &out);
+    gemm_crate(x, w, out, false, gemm::Parallelism::None);
+}
+
+#[cfg(feature = "blas")]
+fn parallel(
+    x: ArrayView2<'_, f32>,
+    w: ArrayView2<'_, f32>,
+    mut out: ArrayViewMut2<'_, f32>,
+    acc: bool,
+) {
+    ndarray::linalg::general_mat_mul(1.0, &x, &w, if acc { 1.0 } else { 0.0 }, &mut out);
+}
+
+#[cfg(not(feature = "blas"))]
+fn parallel(
+    x: ArrayView2<'_, f32>,
+    w: ArrayView2<'_, f32>,
+    out: ArrayViewMut2<'_, f32>,
+    acc: bool,
+) {
+    gemm_crate(x, w, out, acc, gemm::Parallelism::Rayon(0));
+}
+
+/// `out = x @ w`, or `out += x @ w` when `acc`, through the `gemm` crate (shapes checked).
+fn gemm_crate(
+    x: ArrayView2<'_, f32>,
+    w: ArrayView2<'_, f32>,
+    mut out: ArrayViewMut2<'_, f32>,
+    acc: bool,
+    parallelism: gemm::Parallelism,
+) {
     let (m, k, n) = (x.nrows(), x.ncols(), w.ncols());
-    let (xs, ws, os) = (x.strides(), w.strides(), out.strides());
-    let (o_rs, o_cs) = (os[0], os[1]);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !acc {
+            out.fill(0.0);
+        }
+        return;
+    }
+    let (xs, ws) = (x.strides(), w.strides());
+    let (o_rs, o_cs) = (out.strides()[0], out.strides()[1]);
     // SAFETY: the pointers and strides describe live, correctly sized ndarray views
-    // (x: m×k, w: k×n, out: m×n and uniquely borrowed; shapes checked above); gemm only reads
-    // x and w and writes out.
+    // (x: m×k, w: k×n, out: m×n and uniquely borrowed; shapes checked by every caller); gemm
+    // only reads x and w and writes out, which it reads only when `acc` (`read_dst`).
     unsafe {
         gemm::gemm(
             m,
@@ -37,19 +96,19 @@ pub fn matmul_acc(x: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>, mut out: Array
             out.as_mut_ptr(),
             o_cs,
             o_rs,
-            true,
+            acc,
             x.as_ptr(),
             xs[1],
             xs[0],
             w.as_ptr(),
             ws[1],
             ws[0],
+            if acc { 1.0 } else { 0.0 },
             1.0,
-            1.0,
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            parallelism,
         );
     }
 }
@@ -57,7 +116,7 @@ pub fn matmul_acc(x: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>, mut out: Array
 fn check_shapes(x: &ArrayView2<'_, f32>, w: &ArrayView2<'_, f32>, out: &ArrayViewMut2<'_, f32>) {
     assert!(
         x.ncols() == w.nrows() && out.nrows() == x.nrows() && out.ncols() == w.ncols(),
-        "matmul_acc: x {:?} @ w {:?} into out {:?}",
+        "matmul: x {:?} @ w {:?} into out {:?}",
         x.shape(),
         w.shape(),
         out.shape()
@@ -70,7 +129,7 @@ mod tests {
     use ndarray::Array2;
 
     #[test]
-    fn matches_naive_product_with_transposed_weights_and_accumulates() {
+    fn matches_naive_product_with_transposed_weights_accumulating_or_overwriting() {
         let x = Array2::from_shape_fn((37, 19), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
         let w_t = Array2::from_shape_fn((23, 19), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.1);
         let w = w_t.t();
@@ -81,6 +140,17 @@ mod tests {
                 let want = 1.0 + (0..19).map(|k| x[[i, k]] * w[[k, j]]).sum::<f32>();
                 assert!((out[[i, j]] - want).abs() < 1e-3, "{i},{j}");
             }
+        }
+        // Overwriting variants ignore what `out` held (NaN here).
+        let mut into = Array2::from_elem((37, 23), f32::NAN);
+        matmul_into(x.view(), w, into.view_mut());
+        let mut single = Array2::from_elem((37, 23), f32::NAN);
+        matmul_into_single_thread(x.view(), w, single.view_mut());
+        for ((o, i), s) in out.iter().zip(&into).zip(&single) {
+            assert!(
+                (o - 1.0 - i).abs() < 1e-3 && (i - s).abs() < 1e-3,
+                "{o} {i} {s}"
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Tiled traversal of the dot-product (or cosine) matrix `A Bᵀ` of the rows of one or two
 //! row-major f32 matrices, with bounded memory: the `F × F` matrix is never materialised.
 //!
-//! Each tile is one GEMM (`matmul_acc`, which uses every core) into a reused buffer of at most
+//! Each tile is one GEMM (`matmul_into`, which uses every core) into a reused buffer of at most
 //! `TileShape::rows × TileShape::cols` floats; the tile is then handed to the caller's closure,
 //! split into bands of rows that rayon processes in parallel. For a single matrix (`b = None`)
 //! only the upper triangle is visited: the first tile of every row block starts on the
@@ -158,10 +158,9 @@ pub fn for_each_tile<F>(
             let c1 = (c0 + shape.cols).min(n_b);
             let (m, n) = (r1 - r0, c1 - c0);
             let out = &mut buf[..m * n];
-            out.fill(0.0);
             let mut view =
                 ndarray::ArrayViewMut2::from_shape((m, n), out).expect("buffer sized for tile");
-            crate::matmul_acc(
+            crate::matmul_into(
                 a.slice(s![r0..r1, ..]),
                 b.slice(s![c0..c1, ..]).t(),
                 view.view_mut(),

@@ -2,7 +2,7 @@
 //! aligned and most opposed pairs, per-feature nearest neighbours, and antipodality.
 //!
 //! Every search runs GEMM tiles of at most [`TileShape`] (default 1024 × 4096 f32, 16 MiB)
-//! through [`interp_core::matmul_acc`] and scans each tile in parallel with rayon. Within one
+//! through [`interp_core::matmul_into`] and scans each tile in parallel with rayon. Within one
 //! matrix only the upper triangle is computed (`F²·d` flops, half of a full product). The scan
 //! keeps, per task, the best `N` candidates and a threshold (the worst kept), so an entry costs
 //! one comparison unless it enters the list.
@@ -415,7 +415,6 @@ where
         for c0 in (c_start..n_cols).step_by(tc) {
             let c1 = (c0 + tc).min(n_cols);
             let out = &mut buf[..(r1 - r0) * (c1 - c0)];
-            out.fill(0.0);
             let mut view = ArrayViewMut2::from_shape((r1 - r0, c1 - c0), out).expect("sized");
             produce(r0, r1, c0, c1, view.view_mut());
             let view = view.view();
@@ -439,7 +438,7 @@ where
 }
 
 fn gemm_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, out: ArrayViewMut2<'_, f32>) {
-    interp_core::matmul_acc(a, b.t(), out);
+    interp_core::matmul_into(a, b.t(), out);
 }
 
 /// Per-feature top-`k` nearest neighbours by cosine within one set (`j ≠ i`), best first.
@@ -535,7 +534,6 @@ pub fn antipodality(enc: &Directions, dec: &Directions) -> Result<Vec<Antipodali
                 out.view_mut(),
             );
             let o = &mut other[..(r1 - r0) * (c1 - c0)];
-            o.fill(0.0);
             let ov = ArrayViewMut2::from_shape((r1 - r0, c1 - c0), o).expect("sized");
             gemm_into(ud.slice(s![r0..r1, ..]), ud.slice(s![c0..c1, ..]), ov);
             let (os, dst) = (

@@ -81,18 +81,20 @@ pub(crate) fn linear<B: Backend, const D: usize, const E: usize>(
     if r.as_ref().is_some_and(|r| r.nrows() != n) {
         return None;
     }
-    // A zeroed allocation is lazily zero-filled memory: skip the fill when it adds nothing.
     let mut out = vec![0f32; n * d_out];
-    match &r {
-        Some(r) => cpu::fill_rows(&mut out, &b, Some(r.as_slice()?)),
-        None if b.iter().any(|&v| v != 0.0) => cpu::fill_rows(&mut out, &b, None),
-        None => {}
+    let resid = match &r {
+        Some(r) => Some(r.as_slice()?),
+        None => None,
+    };
+    let out_view = ArrayViewMut2::from_shape((n, d_out), &mut out[..]).ok()?;
+    if resid.is_none() && b.iter().all(|&v| v == 0.0) {
+        // Nothing to add: overwrite, so the fresh allocation's first touch is a write.
+        interp_core::matmul_into(x.view(), w, out_view);
+    } else {
+        cpu::fill_rows(out_view.into_slice()?, &b, resid);
+        let out_view = ArrayViewMut2::from_shape((n, d_out), &mut out[..]).ok()?;
+        interp_core::matmul_acc(x.view(), w, out_view);
     }
-    interp_core::matmul_acc(
-        x.view(),
-        w,
-        ArrayViewMut2::from_shape((n, d_out), &mut out).ok()?,
-    );
     match act {
         Some(Activation::GeluNew) => cpu::gelu_new(&mut out),
         Some(Activation::Relu) => cpu::relu(&mut out),

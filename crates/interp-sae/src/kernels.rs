@@ -87,10 +87,12 @@ fn gemm_bias(
     mut out: ArrayViewMut2<'_, f32>,
 ) {
     match b {
-        Some(b) => out.rows_mut().into_iter().for_each(|mut r| r.assign(&b)),
-        None => out.fill(0.0),
+        Some(b) => {
+            out.rows_mut().into_iter().for_each(|mut r| r.assign(&b));
+            interp_core::matmul_acc(x, w, out);
+        }
+        None => interp_core::matmul_into(x, w, out),
     }
-    interp_core::matmul_acc(x, w, out);
 }
 
 /// `x @ w_enc[:, tile] + b_enc[tile]` for every column tile (the encoder is streamed once per

@@ -210,55 +210,6 @@ pub(crate) fn fill_rows(out: &mut [f32], b: &[f32], add: Option<&[f32]>) {
 // ---------------------------------------------------------------------------------------------
 // Attention
 
-/// `out = a @ b` on the calling thread (the `gemm` crate without parallelism: attention runs
-/// one task per rayon worker already).
-///
-/// # Panics
-/// If the shapes disagree.
-fn matmul_single_thread(
-    a: ArrayView2<'_, f32>,
-    b: ArrayView2<'_, f32>,
-    mut out: ArrayViewMut2<'_, f32>,
-) {
-    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    assert!(b.nrows() == k && out.dim() == (m, n));
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        out.fill(0.0);
-        return;
-    }
-    let (sa, sb, so) = (a.strides(), b.strides(), out.strides());
-    let (o_rs, o_cs) = (so[0], so[1]);
-    // SAFETY: the pointers and strides describe live ndarray views of the checked shapes
-    // (a: m×k, b: k×n, out: m×n, uniquely borrowed); gemm reads a and b and writes out only,
-    // and with `read_dst = false` never reads out.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            o_cs,
-            o_rs,
-            false,
-            a.as_ptr(),
-            sa[1],
-            sa[0],
-            b.as_ptr(),
-            sb[1],
-            sb[0],
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// Row-wise causal softmax of raw scores, in place: row `i` of `s` (`[n_q, n_k]`) keeps keys
 /// `j < first_visible + i + 1` that are real (`key_mask`), scaled by `1 / scale`; the rest
 /// become 0. A row without any visible key becomes all 0 (TransformerLens zeroes the NaN row).
@@ -365,11 +316,11 @@ pub(crate) fn attention(
                         let vh = v.slice(s![batch, h, ..n_k, ..]);
                         let mut sv = ArrayViewMut2::from_shape((n_q, n_k), &mut s[..])
                             .expect("scratch of n_q × n_k");
-                        matmul_single_thread(qh, kh.t(), sv.view_mut());
+                        interp_core::matmul_into_single_thread(qh, kh.t(), sv.view_mut());
                         causal_softmax_rows_mv(&mut s, n_k, past + q0, key_mask, padded, scale);
                         let sv = ArrayView2::from_shape((n_q, n_k), &s[..]).expect("n_q × n_k");
                         let zh = out.slice_mut(s![.., h * d_head..(h + 1) * d_head]);
-                        matmul_single_thread(sv, vh, zh);
+                        interp_core::matmul_into_single_thread(sv, vh, zh);
                     }
                 });
         });

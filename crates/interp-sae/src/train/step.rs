@@ -6,7 +6,7 @@
 //! weight matrix per token instead of all of them. `tests/train.rs` checks every gradient
 //! against finite differences of the loss this module reports.
 
-use interp_core::matmul_acc;
+use interp_core::{matmul_acc, matmul_into};
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
@@ -621,8 +621,7 @@ fn dense_backward(
     matmul_acc(z.t(), g_xhat.view(), grads.w_dec.view_mut());
     // ∂L/∂z = g_x̂ · W_decᵀ, turned into ∂L/∂pre in place below.
     let mut g = take(pool, batch, d_sae);
-    g.fill(0.0);
-    matmul_acc(g_xhat.view(), params.w_dec.t(), g.view_mut());
+    matmul_into(g_xhat.view(), params.w_dec.t(), g.view_mut());
 
     let dec_norms: Array1<f32> = params.w_dec.map_axis(Axis(1), |r| r.dot(&r).sqrt());
     let (weighted, jump) = match *s.arch {
