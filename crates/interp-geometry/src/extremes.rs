@@ -379,8 +379,9 @@ impl Table<'_> {
     }
 }
 
-/// Runs the tiled product(s) for a per-row top-`k` search. `produce(r0, r1, c0, c1, out)` fills
-/// `out` (`[r1−r0, c1−c0]`, zeroed) with the scores of that block.
+/// Runs the tiled product(s) for a per-row top-`k` search. `produce(r0, r1, c0, c1, out)` must
+/// overwrite all of `out` (`[r1−r0, c1−c0]`, holding the previous tile) with the scores of that
+/// block.
 fn per_row_top_k<P>(
     n_rows: usize,
     n_cols: usize,

@@ -86,12 +86,12 @@ pub(crate) fn linear<B: Backend, const D: usize, const E: usize>(
         Some(r) => Some(r.as_slice()?),
         None => None,
     };
-    let out_view = ArrayViewMut2::from_shape((n, d_out), &mut out[..]).ok()?;
     if resid.is_none() && b.iter().all(|&v| v == 0.0) {
         // Nothing to add: overwrite, so the fresh allocation's first touch is a write.
+        let out_view = ArrayViewMut2::from_shape((n, d_out), &mut out[..]).ok()?;
         interp_core::matmul_into(x.view(), w, out_view);
     } else {
-        cpu::fill_rows(out_view.into_slice()?, &b, resid);
+        cpu::fill_rows(&mut out, &b, resid);
         let out_view = ArrayViewMut2::from_shape((n, d_out), &mut out[..]).ok()?;
         interp_core::matmul_acc(x.view(), w, out_view);
     }
