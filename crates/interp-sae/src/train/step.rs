@@ -443,20 +443,17 @@ pub(crate) fn forward_backward(
 
     match &fwd.codes {
         Codes::Sparse(csr) => sparse_backward(params, &fwd, csr, &g_xhat, x, &mut stats, grads),
-        Codes::Dense { z, pre } => {
-            let g = dense_backward(
-                params,
-                s,
-                &fwd,
-                z,
-                pre.as_ref(),
-                &g_xhat,
-                &mut stats,
-                grads,
-                pool,
-            );
-            give(pool, g);
-        }
+        Codes::Dense { z, pre } => dense_backward(
+            params,
+            s,
+            &fwd,
+            z,
+            pre.as_ref(),
+            &g_xhat,
+            &mut stats,
+            grads,
+            pool,
+        ),
     }
     if s.apply_b_dec {
         // x_c = x − b_dec: the encoder's input gradient summed over the batch is
@@ -612,7 +609,7 @@ fn dense_backward(
     stats: &mut StepStats,
     grads: &mut ParamSet,
     pool: &mut Pool,
-) -> Array2<f32> {
+) {
     let batch = z.nrows();
     let d_sae = z.ncols();
     let inv_b = 1.0 / batch as f32;
@@ -749,7 +746,7 @@ fn dense_backward(
     }
     grads.b_enc.assign(&g_sum);
     matmul_acc(g.t(), fwd.x_c.view(), grads.w_enc.view_mut());
-    g
+    give(pool, g);
 }
 
 /// The decoder row gradient with its component along the (unit) row removed, so a step keeps
