@@ -62,12 +62,12 @@ pub(crate) fn linear<B: Backend, const D: usize, const E: usize>(
         return None;
     }
     let (xa, wa, ba) = (f32_array(x)?, f32_array(w)?, f32_array(b)?);
-    let w: ArrayView2<'_, f32> = view::<2>(&wa)?;
-    let b = view::<1>(&ba)?.to_vec();
-    let (d_in, d_out) = w.dim();
-    let x = rows(&xa, d_in)?;
-    let n = x.nrows();
-    if b.len() != d_out || d_out == 0 || out_shape.iter().product::<usize>() != n * d_out {
+    let (w, b) = (view::<2>(&wa)?, view::<1>(&ba)?);
+    let x = rows(&xa, w.nrows())?;
+    if b.len() != w.ncols()
+        || w.ncols() == 0
+        || out_shape.iter().product::<usize>() != x.nrows() * w.ncols()
+    {
         return None;
     }
     let ra = match resid {
@@ -75,32 +75,91 @@ pub(crate) fn linear<B: Backend, const D: usize, const E: usize>(
         None => None,
     };
     let r = match &ra {
-        Some(r) => Some(rows(r, d_out)?),
+        Some(r) => Some(rows(r, w.ncols())?),
         None => None,
     };
-    if r.as_ref().is_some_and(|r| r.nrows() != n) {
-        return None;
-    }
-    let mut out = vec![0f32; n * d_out];
     let resid = match &r {
-        Some(r) => Some(r.as_slice()?),
+        Some(r) if r.nrows() == x.nrows() => Some(r.as_slice()?),
+        Some(_) => return None,
         None => None,
     };
-    if resid.is_none() && b.iter().all(|&v| v == 0.0) {
-        // Nothing to add: overwrite, so the fresh allocation's first touch is a write.
-        let out_view = ArrayViewMut2::from_shape((n, d_out), &mut out[..]).ok()?;
-        interp_core::matmul_into(x.view(), w, out_view);
-    } else {
-        cpu::fill_rows(&mut out, &b, resid);
-        let out_view = ArrayViewMut2::from_shape((n, d_out), &mut out[..]).ok()?;
-        interp_core::matmul_acc(x.view(), w, out_view);
-    }
+    let mut out = dense(x.view(), w, &b.to_vec(), resid);
     match act {
         Some(Activation::GeluNew) => cpu::gelu_new(&mut out),
         Some(Activation::Relu) => cpu::relu(&mut out),
         Some(Activation::Gelu) | None => {}
     }
     to_tensor(out, &out_shape)
+}
+
+/// `x @ w + b` cut along its last dimension into `N` equal parts, each its own tensor of
+/// `part_shape`, on the CPU fast path (`None` elsewhere): the query, key and value of a fused
+/// `W_QKV` without slicing the product (burn-ndarray's `narrow` copies element by element on
+/// one thread).
+///
+/// # Shapes
+/// `x: [..., d_in]` (`n` rows), `w: [d_in, N · d]`, `b: [N · d]`; `part_shape`: `n · d`
+/// elements in any shape.
+pub(crate) fn linear_split<B: Backend, const D: usize, const N: usize, const E: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 2>,
+    b: &Tensor<B, 1>,
+    part_shape: [usize; E],
+) -> Option<[Tensor<B, E>; N]> {
+    if !is_cpu_f32::<B>() || N == 0 {
+        return None;
+    }
+    let (xa, wa, ba) = (f32_array(x)?, f32_array(w)?, f32_array(b)?);
+    let (w, b) = (view::<2>(&wa)?, view::<1>(&ba)?);
+    let x = rows(&xa, w.nrows())?;
+    let d = w.ncols() / N;
+    if d == 0
+        || w.ncols() != N * d
+        || b.len() != N * d
+        || part_shape.iter().product::<usize>() != x.nrows() * d
+    {
+        return None;
+    }
+    let parts: Vec<Tensor<B, E>> = (0..N)
+        .map(|i| {
+            let cols = ndarray::s![.., i * d..(i + 1) * d];
+            let out = dense(
+                x.view(),
+                w.slice(cols),
+                &b.slice(ndarray::s![i * d..(i + 1) * d]).to_vec(),
+                None,
+            );
+            to_tensor(out, &part_shape)
+        })
+        .collect::<Option<_>>()?;
+    parts.try_into().ok()
+}
+
+/// `resid + x @ w + b` (`resid` optional) as a fresh row-major `[n, d_out]` buffer: one GEMM
+/// onto the output pre-filled with `b` or `resid + b`, or overwriting it when there is nothing
+/// to add.
+fn dense(
+    x: ArrayView2<'_, f32>,
+    w: ArrayView2<'_, f32>,
+    b: &[f32],
+    resid: Option<&[f32]>,
+) -> Vec<f32> {
+    let (n, d_out) = (x.nrows(), w.ncols());
+    // Nothing to add: overwrite, so the fresh allocation's first touch is a write (a large one
+    // comes straight from `mmap`, already zero, and is not cleared again).
+    let overwrite = resid.is_none() && b.iter().all(|&v| v == 0.0);
+    let mut out = if overwrite {
+        vec![0f32; n * d_out]
+    } else {
+        cpu::filled_rows(n, b, resid)
+    };
+    let out_view = ArrayViewMut2::from_shape((n, d_out), &mut out[..]).expect("n · d_out elements");
+    if overwrite {
+        interp_core::matmul_into(x, w, out_view);
+    } else {
+        interp_core::matmul_acc(x, w, out_view);
+    }
+    out
 }
 
 /// TransformerLens LayerNorm over the last dimension, `(x - mean) / sqrt(var + eps) · w + b`
@@ -125,7 +184,7 @@ pub(crate) fn layer_norm<B: Backend, const D: usize>(
     }
     let x_shape = x.dims();
     let x = rows(&xa, d)?;
-    let mut out = vec![0f32; x.len()];
+    let mut out = cpu::zeros(x.len());
     cpu::layer_norm(x.as_slice()?, &mut out, &w, &b, eps as f32);
     to_tensor(out, &x_shape)
 }
@@ -321,6 +380,24 @@ mod tests {
         for (g, w) in data.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{g} vs {w}");
         }
+    }
+
+    #[test]
+    fn split_linear_matches_narrowed_burn_reference() {
+        let (n, d_in, d) = (13, 19, 10);
+        let x = normal([n, d_in], 1.0);
+        let w = normal([3 * d, d_in], 1.0).transpose();
+        let b = normal([3 * d], 1.0);
+        let full = x.clone().matmul(w.clone()) + b.clone().unsqueeze::<2>();
+        let parts: [Tensor<Cpu, 3>; 3] = linear_split(&x, &w, &b, [n, 2, d / 2]).unwrap();
+        for (i, got) in parts.into_iter().enumerate() {
+            let want = full.clone().narrow(1, i * d, d).reshape([n, 2, d / 2]);
+            let diff = max_diff(got, want);
+            assert!(diff < 1e-5, "part {i}: {diff}");
+        }
+        // Output columns that do not split evenly, or a wrong part shape: not this path.
+        assert!(linear_split::<Cpu, 2, 4, 2>(&x, &w, &b, [n, d]).is_none());
+        assert!(linear_split::<Cpu, 2, 3, 2>(&x, &w, &b, [n, d + 1]).is_none());
     }
 
     #[test]

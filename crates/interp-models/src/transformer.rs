@@ -599,15 +599,18 @@ impl<B: Backend> HookedTransformer<B> {
         let [n_batch, n_pos, _] = x.dims();
         let (h, dh) = (self.cfg.n_heads, self.cfg.d_head);
         let hp = |hook| HookPoint::block(layer, hook);
-        let qkv_shape = [n_batch, n_pos, 3 * h, dh];
         let (w_qkv, b_qkv) = (attn.w_qkv.val(), attn.b_qkv.val());
-        let qkv = match crate::kernels::linear(&x, &w_qkv, &b_qkv, None, None, qkv_shape) {
+        let part_shape = [n_batch, n_pos, h, dh];
+        let [q, k, v] = match crate::kernels::linear_split(&x, &w_qkv, &b_qkv, part_shape) {
             Some(qkv) => qkv,
-            None => linear(x, &attn.w_qkv, &attn.b_qkv).reshape(qkv_shape),
+            None => {
+                let qkv = linear(x, &attn.w_qkv, &attn.b_qkv).reshape([n_batch, n_pos, 3 * h, dh]);
+                [0, 1, 2].map(|i| qkv.clone().narrow(2, i * h, h))
+            }
         };
-        let q = run.apply(hp(BlockHook::AttnQ), qkv.clone().narrow(2, 0, h))?;
-        let k = run.apply(hp(BlockHook::AttnK), qkv.clone().narrow(2, h, h))?;
-        let v = run.apply(hp(BlockHook::AttnV), qkv.narrow(2, 2 * h, h))?;
+        let q = run.apply(hp(BlockHook::AttnQ), q)?;
+        let k = run.apply(hp(BlockHook::AttnK), k)?;
+        let v = run.apply(hp(BlockHook::AttnV), v)?;
         // [batch, head_index, pos, d_head]
         let (mut k, mut v) = (k.swap_dims(1, 2), v.swap_dims(1, 2));
         if let Some(slot) = kv {

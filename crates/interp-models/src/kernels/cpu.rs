@@ -177,34 +177,53 @@ pub(crate) fn relu(x: &mut [f32]) {
     });
 }
 
-/// Fills each row of `out` (rows of `b.len()`) with `b`, plus the same row of `add` if given.
+/// A fresh buffer of `n` rows of `b.len()`: each row `b`, plus the same row of `add` if given.
+/// Written once, by every core: nothing zeroes it first (recycled heap memory would otherwise
+/// be cleared by `calloc` on the calling thread alone).
 ///
 /// # Panics
 /// If the lengths disagree.
-pub(crate) fn fill_rows(out: &mut [f32], b: &[f32], add: Option<&[f32]>) {
+pub(crate) fn filled_rows(n: usize, b: &[f32], add: Option<&[f32]>) -> Vec<f32> {
     let d = b.len();
-    assert!(d > 0 && out.len() % d == 0 && add.is_none_or(|a| a.len() == out.len()));
+    let len = n * d;
+    assert!(d > 0 && add.is_none_or(|a| a.len() == len));
     let chunk = d * ROWS_PER_TASK;
-    match add {
-        None => out.par_chunks_mut(chunk).for_each(|o| {
-            for row in o.chunks_exact_mut(d) {
-                row.copy_from_slice(b);
-            }
-        }),
-        Some(add) => out
-            .par_chunks_mut(chunk)
-            .zip(add.par_chunks(chunk))
-            .for_each(|(o, a)| {
-                for (o, &a) in o.iter_mut().zip(a) {
-                    *o = a;
-                }
-                for row in o.chunks_exact_mut(d) {
-                    for (o, &bi) in row.iter_mut().zip(b) {
-                        *o += bi;
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(task, o)| {
+            let add = add.map(|a| &a[task * chunk..task * chunk + o.len()]);
+            for (r, row) in o.chunks_exact_mut(d).enumerate() {
+                match add {
+                    Some(a) => {
+                        for ((o, &a), &bi) in row.iter_mut().zip(&a[r * d..(r + 1) * d]).zip(b) {
+                            o.write(a + bi);
+                        }
+                    }
+                    None => {
+                        for (o, &bi) in row.iter_mut().zip(b) {
+                            o.write(bi);
+                        }
                     }
                 }
-            }),
-    }
+            }
+        });
+    // SAFETY: the chunks above cover the first `len` elements (whole rows, `len` a multiple of
+    // `d`), and every element of every row was written.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// `len` zeros, written by every core (see [`filled_rows`] for why not `vec![0.0; len]`).
+pub(crate) fn zeros(len: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(ELEMS_PER_TASK)
+        .for_each(|c| c.fill(std::mem::MaybeUninit::new(0.0)));
+    // SAFETY: the first `len` elements were all written just above.
+    unsafe { out.set_len(len) };
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,7 +310,7 @@ pub(crate) fn attention(
     assert_eq!(v.dim(), (n_batch, n_heads, n_keys, d_head));
     assert!(key_mask.len() == n_batch && key_mask.iter().all(|m| m.len() == n_keys));
     let row = n_heads * d_head;
-    let mut out = vec![0f32; n_batch * n_pos * row];
+    let mut out = zeros(n_batch * n_pos * row);
     if out.is_empty() {
         return out;
     }
@@ -349,16 +368,20 @@ mod tests {
     }
 
     #[test]
-    fn fill_rows_adds_bias_and_residual() {
+    fn filled_rows_add_bias_and_residual() {
         let b = [1.0, 2.0, 3.0];
-        let add: Vec<f32> = (0..3 * 40).map(|i| i as f32).collect();
-        let mut out = vec![0.0; 3 * 40];
-        fill_rows(&mut out, &b, Some(&add));
+        // More rows than one task takes, and a ragged last task.
+        let n = ROWS_PER_TASK * 2 + 7;
+        let add: Vec<f32> = (0..3 * n).map(|i| i as f32).collect();
+        let out = filled_rows(n, &b, Some(&add));
+        assert_eq!(out.len(), 3 * n);
         for (i, o) in out.iter().enumerate() {
             assert_eq!(*o, i as f32 + b[i % 3]);
         }
-        fill_rows(&mut out, &b, None);
-        assert!(out.chunks(3).all(|r| r == b));
+        let out = filled_rows(n, &b, None);
+        assert!(out.len() == 3 * n && out.chunks(3).all(|r| r == b));
+        let z = zeros(ELEMS_PER_TASK + 5);
+        assert!(z.len() == ELEMS_PER_TASK + 5 && z.iter().all(|&v| v == 0.0));
     }
 
     #[test]
