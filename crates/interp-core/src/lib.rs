@@ -23,5 +23,5 @@ pub use io::{
     write_atomic, write_atomic_with, write_safetensors, write_safetensors_with_metadata,
     HostTensor, SafetensorsFile,
 };
-pub use matmul::{matmul_acc, matmul_acc_single_thread, matmul_into, matmul_into_single_thread};
+pub use matmul::{matmul_acc, matmul_into, matmul_into_single_thread};
 pub use tiles::{gram_stats, GramStats};

@@ -1,5 +1,5 @@
-//! Dense f32 matrix multiply on CPU: `out += x @ w` ([`matmul_acc`],
-//! [`matmul_acc_single_thread`]) or `out = x @ w` ([`matmul_into`], [`matmul_into_single_thread`]).
+//! Dense f32 matrix multiply on CPU: `out += x @ w` ([`matmul_acc`]) or `out = x @ w`
+//! ([`matmul_into`], [`matmul_into_single_thread`]).
 //!
 //! Without features this is the pure-Rust `gemm` crate (AVX-512 when the CPU has it), large
 //! products cut into column blocks that rayon spreads over the cores; with `blas` the multi-threaded calls are OpenBLAS through ndarray's
@@ -43,20 +43,6 @@ pub fn matmul_into_single_thread(
 ) {
     check_shapes(&x, &w, &out);
     gemm_crate(x, w, out, false, gemm::Parallelism::None);
-}
-
-/// `out += x @ w` on the calling thread only (the `gemm` crate in every build), for callers
-/// that already run one task per core.
-///
-/// # Panics
-/// If the shapes disagree (a programming error in the caller, not bad input).
-pub fn matmul_acc_single_thread(
-    x: ArrayView2<'_, f32>,
-    w: ArrayView2<'_, f32>,
-    out: ArrayViewMut2<'_, f32>,
-) {
-    check_shapes(&x, &w, &out);
-    gemm_crate(x, w, out, true, gemm::Parallelism::None);
 }
 
 #[cfg(feature = "blas")]
@@ -185,12 +171,6 @@ mod tests {
         matmul_into(x.view(), w, into.view_mut());
         let mut single = Array2::from_elem((37, 23), f32::NAN);
         matmul_into_single_thread(x.view(), w, single.view_mut());
-        let mut single_acc = Array2::from_elem((37, 23), 1.0f32);
-        matmul_acc_single_thread(x.view(), w, single_acc.view_mut());
-        assert!(out
-            .iter()
-            .zip(&single_acc)
-            .all(|(o, s)| (o - s).abs() < 1e-3));
         for ((o, i), s) in out.iter().zip(&into).zip(&single) {
             assert!(
                 (o - 1.0 - i).abs() < 1e-3 && (i - s).abs() < 1e-3,

@@ -284,105 +284,43 @@ impl TopK {
 
 /// Applies `act` to a full row of pre-activations in place (dense output).
 pub(crate) fn activate_dense_row(row: &mut [f32], act: &Activation<'_>) {
-    let Activation::TopK { k, scale } = *act else {
-        return activate_columns(row, 0, act);
-    };
-    let mut best = TopK::new(k);
-    match scale {
-        Some(scale) => {
-            let scaled: Vec<f32> = row.iter().zip(scale).map(|(p, s)| p * s).collect();
-            best.push_slice(&scaled, 0);
-        }
-        None => best.push_slice(row, 0),
-    }
-    row.fill(0.0);
-    let (idx, val) = best.into_sorted();
-    for (i, v) in idx.into_iter().zip(val) {
-        row[i as usize] = v;
-    }
-}
-
-/// Applies an element-wise `act` in place to the pre-activations of features
-/// `first..first + row.len()` of one row. TopK, which needs whole rows, is left to
-/// [`activate_dense_row`] and does nothing here.
-fn activate_columns(row: &mut [f32], first: usize, act: &Activation<'_>) {
-    let cols = first..first + row.len();
     match *act {
         Activation::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Activation::JumpRelu { threshold } => {
-            for (v, &t) in row.iter_mut().zip(&threshold[cols]) {
-                if !(*v > t && *v > 0.0) {
-                    *v = 0.0;
-                }
+        Activation::JumpRelu { threshold } => row.iter_mut().zip(threshold).for_each(|(v, &t)| {
+            if !(*v > t && *v > 0.0) {
+                *v = 0.0;
             }
-        }
+        }),
         Activation::Gated {
             b_gate,
             b_mag,
             exp_r_mag,
         } => {
-            let params = b_gate[cols.clone()]
-                .iter()
-                .zip(&b_mag[cols.clone()])
-                .zip(&exp_r_mag[cols]);
-            for (v, ((&gate, &mag), &scale)) in row.iter_mut().zip(params) {
+            for (f, v) in row.iter_mut().enumerate() {
                 let p = *v;
-                *v = if p + gate > 0.0 {
-                    (p * scale + mag).max(0.0)
+                *v = if p + b_gate[f] > 0.0 {
+                    (p * exp_r_mag[f] + b_mag[f]).max(0.0)
                 } else {
                     0.0
                 };
             }
         }
-        Activation::TopK { .. } => {}
-    }
-}
-
-/// Columns per task of [`encode_dense_into`]: 1024 rows × 128 columns of pre-activations
-/// (512 KiB) stay in L2 from the GEMM to the activation.
-const FUSED_COLS: usize = 128;
-
-/// `act(x @ w_enc + b_enc)` into `out` (`[rows, d_sae]`, rows contiguous). Element-wise
-/// activations run fused, one rayon task per block of columns: bias, single-threaded GEMM and
-/// activation while the block is in L2 (no pass over the whole output before or after). TopK, which needs
-/// whole rows, takes the pre-activations first and then selects per row.
-pub(crate) fn encode_dense_into(
-    x: ArrayView2<'_, f32>,
-    w_enc: ArrayView2<'_, f32>,
-    b_enc: Option<ArrayView1<'_, f32>>,
-    act: &Activation<'_>,
-    mut out: ArrayViewMut2<'_, f32>,
-) {
-    if let Activation::TopK { .. } = act {
-        pre_activations_into(x, w_enc, b_enc, out.view_mut());
-        out.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .for_each(|mut row| {
-                activate_dense_row(row.as_slice_mut().expect("contiguous rows"), act);
-            });
-        return;
-    }
-    let blocks: Vec<_> = w_enc
-        .axis_chunks_iter(Axis(1), FUSED_COLS)
-        .zip(out.axis_chunks_iter_mut(Axis(1), FUSED_COLS))
-        .enumerate()
-        .collect();
-    blocks.into_par_iter().for_each(|(i, (w, mut block))| {
-        let first = i * FUSED_COLS;
-        // The bias first and the product accumulated onto it, as in `gemm_bias`: the same
-        // rounding as the pre-activations of every other path.
-        match b_enc {
-            Some(b) => {
-                let b = b.slice_move(s![first..first + w.ncols()]);
-                block.rows_mut().into_iter().for_each(|mut r| r.assign(&b));
-                interp_core::matmul_acc_single_thread(x, w, block.view_mut());
+        Activation::TopK { k, scale } => {
+            let mut best = TopK::new(k);
+            match scale {
+                Some(scale) => {
+                    let scaled: Vec<f32> = row.iter().zip(scale).map(|(p, s)| p * s).collect();
+                    best.push_slice(&scaled, 0);
+                }
+                None => best.push_slice(row, 0),
             }
-            None => interp_core::matmul_into_single_thread(x, w, block.view_mut()),
+            row.fill(0.0);
+            let (idx, val) = best.into_sorted();
+            for (i, v) in idx.into_iter().zip(val) {
+                row[i as usize] = v;
+            }
         }
-        for mut row in block.rows_mut() {
-            activate_columns(row.as_slice_mut().expect("contiguous rows"), first, act);
-        }
-    });
+    }
 }
 
 /// Sparse decode `out[r] = b_dec + Σ_j coef_j · w_dec[idx_j]`, then the row normalisation is
@@ -465,45 +403,6 @@ pub(crate) fn decode_sparse_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Several column blocks (a ragged last one), so per-feature parameters are read at the
-    /// right offsets; the fused path must equal pre-activations + per-row activation exactly.
-    #[test]
-    fn fused_dense_encode_matches_pre_activations_then_activation() {
-        let (n, d_in, d_sae) = (5, 7, 2 * FUSED_COLS + 45);
-        let val = |i: usize, m: usize| ((i * 7919) % m) as f32 / m as f32 - 0.5;
-        let x = Array2::from_shape_fn((n, d_in), |(i, j)| val(i * d_in + j, 101) * 4.0);
-        let w = Array2::from_shape_fn((d_in, d_sae), |(i, j)| val(i * d_sae + j, 97));
-        let b: ndarray::Array1<f32> = (0..d_sae).map(|i| val(i, 89) * 0.5).collect();
-        let p: Vec<Vec<f32>> = (0..3)
-            .map(|s| (0..d_sae).map(|i| val(i + s * 13, 83 + s)).collect())
-            .collect();
-        let acts = [
-            (Activation::Relu, true),
-            (Activation::JumpRelu { threshold: &p[0] }, true),
-            (Activation::TopK { k: 9, scale: None }, true),
-            (
-                Activation::Gated {
-                    b_gate: &p[0],
-                    b_mag: &p[1],
-                    exp_r_mag: &p[2],
-                },
-                false,
-            ),
-        ];
-        for (act, bias) in &acts {
-            let b = bias.then(|| b.view());
-            let mut want = Array2::from_elem((n, d_sae), f32::NAN);
-            pre_activations_into(x.view(), w.view(), b, want.view_mut());
-            for mut row in want.rows_mut() {
-                activate_dense_row(row.as_slice_mut().unwrap(), act);
-            }
-            let mut got = Array2::from_elem((n, d_sae), f32::NAN);
-            encode_dense_into(x.view(), w.view(), b, act, got.view_mut());
-            assert_eq!(got, want);
-            assert!(got.iter().filter(|&&v| v > 0.0).count() > n);
-        }
-    }
 
     #[test]
     fn streaming_top_k_matches_sorting_across_tiles_and_with_few_positives() {

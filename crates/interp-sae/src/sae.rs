@@ -273,19 +273,14 @@ impl Sae {
     /// # Errors
     /// [`Error::InputWidth`] if `x` is not `[n, d_in]`, [`Error::NonFinite`] for NaN/inf input.
     pub fn encode(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        self.check_input(&x)?;
+        let mut out = self.pre_activations(x)?;
         let act = self.activation();
-        let mut out = Array2::zeros((x.nrows(), self.cfg.d_sae));
-        self.for_each_block(x, |row0, xin, _| {
-            let rows = s![row0..row0 + xin.nrows(), ..];
-            kernels::encode_dense_into(
-                xin,
-                self.w.w_enc.view(),
-                self.b_enc(),
-                &act,
-                out.slice_mut(rows),
-            );
-        });
+        out.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .for_each(|mut row| {
+                let row = row.as_slice_mut().expect("owned rows are contiguous");
+                kernels::activate_dense_row(row, &act);
+            });
         Ok(out)
     }
 
