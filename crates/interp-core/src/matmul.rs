@@ -2,8 +2,9 @@
 //! ([`matmul_into`], [`matmul_into_single_thread`]).
 //!
 //! Without features this is the pure-Rust `gemm` crate (AVX-512 when the CPU has it), large
-//! products cut into column blocks that rayon spreads over the cores; with `blas` the multi-threaded calls are OpenBLAS through ndarray's
-//! `general_mat_mul`. Any strides work (transposed views included).
+//! products cut into column blocks that rayon spreads over the cores; with `blas` the
+//! multi-threaded calls are OpenBLAS through ndarray's `general_mat_mul`. Any strides work
+//! (transposed views included).
 //!
 //! Prefer [`matmul_into`] over zeroing and accumulating: a fresh zeroed allocation is mapped
 //! to the shared zero page until written, so an accumulating GEMM that reads it first pays a
@@ -60,10 +61,11 @@ fn parallel(
 const MIN_CHUNKED_MACS: usize = 1 << 24;
 
 /// Every core: the columns of `w` and `out` are cut into blocks of 128 or 256 that rayon
-/// hands out one at a time, each one single-threaded `gemm` call. Measured against the
-/// `gemm` crate's own threading on the GPT-2 and SAE shapes (2 cores): 10–30 % faster, and
-/// steadier when another process takes a core, since an idle thread steals the next block
-/// instead of waiting at a barrier. Each block packs only its own columns of `w`.
+/// hands out one at a time, each one single-threaded `gemm` call, so a thread that falls
+/// behind (another process on its core) delays one block instead of every phase of the
+/// `gemm` crate's own threading, which waits at a barrier between phases. Each block packs
+/// only its own columns of `w`. On the GPT-2 and SAE shapes (2 cores) the blocks were as fast
+/// or faster in a microbenchmark (docs/performance.md).
 #[cfg(not(feature = "blas"))]
 fn parallel(
     x: ArrayView2<'_, f32>,
