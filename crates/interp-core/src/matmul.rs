@@ -81,7 +81,8 @@ fn parallel(
         gemm_crate(x, w, out, acc, gemm::Parallelism::Rayon(0));
         return;
     }
-    // Wide outputs take 256-column blocks; narrower ones 128 so every thread gets ≥ 3.
+    // Wide outputs (≥ 4 blocks of 256 per thread) take 256-column blocks; narrower ones 128,
+    // twice as many blocks to share (GPT-2's 768-column MLP-out: 3 per thread).
     let width = if n >= 256 * 4 * threads { 256 } else { 128 };
     let blocks: Vec<_> = w
         .axis_chunks_iter(Axis(1), width)
