@@ -13,18 +13,14 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use interp::geometry::prelude::*;
+use interp_core::rng::SplitMix64;
 use ndarray::Array2;
 
-/// Deterministic uniform values in `[-1, 1)` (SplitMix64).
+/// Deterministic uniform values in `[-1, 1)`.
 fn uniform(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
-    let mut s = seed;
+    let mut rng = SplitMix64::new(seed);
     Array2::from_shape_simple_fn((rows, cols), || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     })
 }
 

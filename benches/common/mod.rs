@@ -1,0 +1,97 @@
+//! Workloads shared by the criterion benches and the paired-anchor worker (`paired.rs`), so
+//! that both time exactly the same thing.
+// Each bench target uses only some of these.
+#![allow(dead_code)]
+
+use interp::models::prelude::*;
+use interp::sae::prelude::*;
+use interp_core::rng::SplitMix64;
+use ndarray::{Array1, Array2};
+
+/// Sequences × positions of the GPT-2 forward benchmark.
+pub const GPT2_BATCH: usize = 8;
+/// Positions per sequence of the GPT-2 forward benchmark.
+pub const GPT2_POS: usize = 128;
+/// Rows (tokens) per SAE call.
+pub const SAE_BATCH: usize = 1024;
+
+/// A GPT-2-small-shaped model with random weights and an 8 × 128 batch of deterministic
+/// pseudo-random token ids.
+pub fn gpt2_small() -> (HookedTransformer<Cpu>, Batch) {
+    let device = Default::default();
+    let cfg = ModelConfig::gpt2_small();
+    let model = HookedTransformer::<Cpu>::random(cfg.clone(), 0, &device);
+    let seqs: Vec<Vec<u32>> = (0..GPT2_BATCH)
+        .map(|b| {
+            (0..GPT2_POS)
+                .map(|p| ((b * 7919 + p * 104_729) % cfg.d_vocab) as u32)
+                .collect()
+        })
+        .collect();
+    (model, Batch::padded(&seqs, PaddingSide::Right))
+}
+
+/// The filter of the `run_with_cache` benchmark: all 12 `hook_resid_pre`.
+pub fn resid_pre() -> NameFilter {
+    NameFilter::patterns(["blocks.*.hook_resid_pre"])
+}
+
+/// The SAE shapes of `../shared/anchors/saelens_kernels.py`: name, architecture, d_in, d_sae.
+pub fn sae_cases() -> [(&'static str, Architecture, usize, usize); 4] {
+    let topk = |k| Architecture::TopK {
+        k,
+        rescale_acts_by_decoder_norm: false,
+    };
+    [
+        ("relu_768x24576", Architecture::Standard, 768, 24576),
+        ("jumprelu_2304x16384", Architecture::JumpRelu, 2304, 16384),
+        ("topk32_768x32768", topk(32), 768, 32768),
+        ("topk32_768x131072", topk(32), 768, 131072),
+    ]
+}
+
+/// Deterministic uniform values in `[-a, a)`.
+pub fn uniform(n: usize, a: f32, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n)
+        .map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a)
+        .collect()
+}
+
+/// An SAE with uniform weights of the anchor's standard deviation (0.02), thresholds 0.01.
+pub fn random_sae(arch: Architecture, d_in: usize, d_sae: usize) -> Sae {
+    // Uniform on [-a, a) has standard deviation a/√3.
+    let a = 0.02 * 3f32.sqrt();
+    let weights = SaeWeights {
+        w_enc: Array2::from_shape_vec((d_in, d_sae), uniform(d_in * d_sae, a, 1)).unwrap(),
+        w_dec: Array2::from_shape_vec((d_sae, d_in), uniform(d_sae * d_in, a, 2)).unwrap(),
+        b_enc: Array1::from(uniform(d_sae, a, 3)),
+        b_dec: Array1::from(uniform(d_in, a, 4)),
+        threshold: (arch == Architecture::JumpRelu).then(|| Array1::from_elem(d_sae, 0.01)),
+        gated: None,
+    };
+    Sae::new(SaeConfig::new(arch, d_in, d_sae), weights).unwrap()
+}
+
+/// `[SAE_BATCH, d_in]` inputs with unit standard deviation.
+pub fn sae_inputs(d_in: usize) -> Array2<f32> {
+    Array2::from_shape_vec((SAE_BATCH, d_in), uniform(SAE_BATCH * d_in, 3f32.sqrt(), 5)).unwrap()
+}
+
+/// The SAE whose sparse codes are benchmarked: TopK as is; ReLU / JumpReLU with the encoder
+/// bias shifted so that about 64 latents fire per token (a realistic L0; SAELens' decode is a
+/// dense GEMM whatever the L0).
+pub fn at_realistic_l0(sae: &Sae, x: &Array2<f32>) -> Sae {
+    if matches!(sae.config().architecture, Architecture::TopK { .. }) {
+        return sae.clone();
+    }
+    let l0 = 64;
+    let pre = sae.pre_activations(x.slice(ndarray::s![..64, ..])).unwrap();
+    let mut all: Vec<f32> = pre.iter().copied().collect();
+    let rank = all.len() - l0 * 64;
+    let (_, cut, _) = all.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
+    let cut = *cut;
+    let mut w = sae.weights().clone();
+    w.b_enc -= cut;
+    Sae::new(sae.config().clone(), w).unwrap()
+}

@@ -1,0 +1,124 @@
+#![allow(missing_docs)]
+//! The Rust side of `benches/paired_anchors.py`: a worker that runs one benchmark call per
+//! request, so that the driver can interleave it call by call with the Python anchor it is
+//! compared with (on a shared machine the load changes from minute to minute; two calls a
+//! second apart see the same load, two runs of separate scripts do not).
+//!
+//! Protocol (with `INTERP_PAIRED=serve`; otherwise it prints this and exits, so that a plain
+//! `cargo bench` never waits for input): one request per line on stdin, one reply per line on
+//! stdout, `ok <seconds>` or `err <message>`.
+//! - `gpt2 forward`, `gpt2 run_with_cache` — the workloads of `gpt2_forward.rs`;
+//! - `sae <case> <op>` — `case` one of `sae_kernels.rs`' (`relu_768x24576`, …), `op` one of
+//!   `encode_dense`, `encode_sparse`, `decode_sparse`, `forward`, as there. Only the latest
+//!   case is kept in memory.
+
+mod common;
+
+use interp::models::prelude::*;
+use interp::sae::prelude::*;
+use ndarray::Array2;
+use std::io::{BufRead, Write};
+use std::time::Instant;
+
+/// One SAE case, ready to run.
+struct SaeCase {
+    name: String,
+    sae: Sae,
+    sparse: Sae,
+    x: Array2<f32>,
+    codes: SparseCodes,
+}
+
+impl SaeCase {
+    fn new(name: &str) -> Result<Self, String> {
+        let (name, arch, d_in, d_sae) = common::sae_cases()
+            .into_iter()
+            .find(|c| c.0 == name)
+            .ok_or_else(|| format!("unknown SAE case {name}"))?;
+        let sae = common::random_sae(arch, d_in, d_sae);
+        let x = common::sae_inputs(d_in);
+        let sparse = common::at_realistic_l0(&sae, &x);
+        let codes = sparse.encode_sparse(x.view()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            name: name.to_string(),
+            sae,
+            sparse,
+            x,
+            codes,
+        })
+    }
+
+    /// Runs `op` once; the output is dropped inside the timed region, as in criterion.
+    fn run(&self, op: &str) -> Result<(), String> {
+        let x = self.x.view();
+        let done = match op {
+            "encode_dense" => self.sae.encode(x).map(drop),
+            "encode_sparse" => self.sparse.encode_sparse(x).map(drop),
+            "decode_sparse" => self.sparse.decode_sparse(&self.codes).map(drop),
+            "forward" => self.sparse.forward(x).map(drop),
+            _ => return Err(format!("unknown SAE op {op}")),
+        };
+        done.map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Default)]
+struct Worker {
+    gpt2: Option<(HookedTransformer<Cpu>, Batch)>,
+    sae: Option<SaeCase>,
+}
+
+impl Worker {
+    /// Seconds taken by one call of the requested workload (set-up not included).
+    fn time(&mut self, request: &str) -> Result<f64, String> {
+        let words: Vec<&str> = request.split_whitespace().collect();
+        match words[..] {
+            ["gpt2", op] => {
+                let (model, batch) = self.gpt2.get_or_insert_with(common::gpt2_small);
+                let start = Instant::now();
+                match op {
+                    "forward" => model.forward(batch).map(drop),
+                    "run_with_cache" => model.run_with_cache(batch, common::resid_pre()).map(drop),
+                    _ => return Err(format!("unknown gpt2 op {op}")),
+                }
+                .map_err(|e| e.to_string())?;
+                Ok(start.elapsed().as_secs_f64())
+            }
+            ["sae", case, op] => {
+                if self.sae.as_ref().is_none_or(|c| c.name != case) {
+                    self.sae = None; // free the previous case first
+                    self.sae = Some(SaeCase::new(case)?);
+                }
+                let case = self.sae.as_ref().expect("just set");
+                let start = Instant::now();
+                case.run(op)?;
+                Ok(start.elapsed().as_secs_f64())
+            }
+            _ => Err(format!("unknown request {request:?}")),
+        }
+    }
+}
+
+fn main() {
+    if std::env::var("INTERP_PAIRED").as_deref() != Ok("serve") {
+        eprintln!(
+            "paired: the worker of benches/paired_anchors.py (set INTERP_PAIRED=serve to run it)"
+        );
+        return;
+    }
+    let mut worker = Worker::default();
+    let mut stdout = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let reply = match worker.time(&line) {
+            Ok(seconds) => format!("ok {seconds:.6}"),
+            Err(e) => format!("err {e}"),
+        };
+        if writeln!(stdout, "{reply}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+}

@@ -1,0 +1,197 @@
+"""Our benchmarks against the Python anchors, interleaved call by call.
+
+On a shared machine the load changes from minute to minute, so two benchmark scripts run one
+after the other can disagree by 2x. Here every call of ours is paired with a call of the
+anchor made a second before or after it (alternating which goes first), and each pair gives
+a ratio; the table reports the median ratio and its spread over the rounds, next to the
+best-of-rounds throughputs.
+
+    python benches/paired_anchors.py forward|sae [--rounds N] [--features blas] [--json FILE]
+
+Run it with the anchors' Python (../shared/anchors/setup.sh: torch, transformers,
+transformer-lens, sae-lens). It builds and starts the Rust worker, `benches/paired.rs`,
+with `cargo bench --bench paired`; the anchors are built exactly as in
+../shared/anchors/tl_forward.py and saelens_kernels.py (random weights, same shapes).
+
+- `forward`: GPT-2-small-shaped forward, 8 x 128 tokens, against HF transformers (goal >= 1.0)
+  and run_with_cache of the 12 resid_pre hooks against TransformerLens (goal >= 1.3).
+- `sae`: batch 1024; encode against SAELens' encode (goal >= 1.0), sparse decode at a
+  realistic L0 against SAELens' dense decode (goal >= 30), the TopK32 768x131072 forward
+  (goal >= 1.8).
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+PAUSE_S = 0.25  # lets the other side's worker threads stop spinning before a timed call
+
+
+def build_worker(features):
+    cmd = ["cargo", "bench", "--bench", "paired", "--no-run"]
+    if features:
+        cmd += ["--features", features]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(out.stderr)
+    found = re.search(r"Executable benches/paired\.rs \((.+)\)", out.stderr)
+    if not found:
+        sys.exit("could not find the paired worker in cargo's output:\n" + out.stderr)
+    return found.group(1)
+
+
+class Worker:
+    def __init__(self, path):
+        self.proc = subprocess.Popen(
+            [path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "INTERP_PAIRED": "serve"},
+        )
+
+    def time(self, request):
+        self.proc.stdin.write(request + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline().split(maxsplit=1)
+        if not reply or reply[0] != "ok":
+            sys.exit(f"worker failed on {request!r}: {' '.join(reply) or 'no reply'}")
+        return float(reply[1])
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def timed(f):
+    start = time.perf_counter()
+    f()
+    return time.perf_counter() - start
+
+
+def forward_pairs():
+    """(name, tokens per call, anchor name, anchor call, our request, goal)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 50257, (8, 128))
+    hf = GPT2LMHeadModel(GPT2Config()).eval()
+    cfg = HookedTransformerConfig(
+        n_layers=12, d_model=768, d_head=64, n_heads=12, d_mlp=3072, d_vocab=50257,
+        n_ctx=1024, act_fn="gelu_new", normalization_type="LN",
+    )
+    tl = HookedTransformer(cfg).eval()
+    resid_pre = lambda name: name.endswith("hook_resid_pre")
+    yield [
+        ("forward", 1024, "HF transformers forward", lambda: hf(ids), "gpt2 forward", 1.0),
+        ("run_with_cache 12x resid_pre", 1024, "TransformerLens run_with_cache",
+         lambda: tl.run_with_cache(ids, names_filter=resid_pre), "gpt2 run_with_cache", 1.3),
+    ]
+
+
+def sae_pairs():
+    from sae_lens import (JumpReLUSAE, JumpReLUSAEConfig, StandardSAE, StandardSAEConfig,
+                          TopKSAE, TopKSAEConfig)
+
+    torch.manual_seed(0)
+    cases = [
+        ("relu_768x24576", lambda: StandardSAE(StandardSAEConfig(d_in=768, d_sae=24576)), 768),
+        ("jumprelu_2304x16384",
+         lambda: JumpReLUSAE(JumpReLUSAEConfig(d_in=2304, d_sae=16384)), 2304),
+        ("topk32_768x32768", lambda: TopKSAE(TopKSAEConfig(d_in=768, d_sae=32768, k=32)), 768),
+        ("topk32_768x131072",
+         lambda: TopKSAE(TopKSAEConfig(d_in=768, d_sae=131072, k=32)), 768),
+    ]
+    for case, make, d_in in cases:  # one case in memory at a time, on both sides
+        sae = make()
+        x = torch.randn(1024, d_in)
+        with torch.no_grad():
+            for p in sae.parameters():
+                p.normal_(0, 0.02)
+            if hasattr(sae, "threshold"):
+                sae.threshold.fill_(0.01)
+            codes = sae.encode(x)
+        topk = case.startswith("topk")
+        encode = "encode_sparse" if topk else "encode_dense"
+        pairs = [
+            (f"{case} encode", 1024, "SAELens encode", lambda: sae.encode(x),
+             f"sae {case} {encode}", 1.0),
+            (f"{case} decode", 1024, "SAELens decode", lambda: sae.decode(codes),
+             f"sae {case} decode_sparse", 30.0),
+        ]
+        if case == "topk32_768x131072":
+            pairs.append((f"{case} forward", 1024, "SAELens forward",
+                          lambda: sae.decode(sae.encode(x)), f"sae {case} forward", 1.8))
+        yield pairs
+        del sae, codes
+
+
+def measure(worker, groups, rounds):
+    results = []
+    with torch.no_grad():
+        for pairs in groups:
+            for _, _, _, anchor, request, _ in pairs:  # warm-up, both sides
+                anchor()
+                worker.time(request)
+            for name, tokens, anchor_name, anchor, request, goal in pairs:
+                ours_s, anchor_s = [], []
+                for r in range(rounds):
+                    order = (0, 1) if r % 2 == 0 else (1, 0)
+                    for side in order:
+                        time.sleep(PAUSE_S)
+                        if side == 0:
+                            anchor_s.append(timed(anchor))
+                        else:
+                            ours_s.append(worker.time(request))
+                ratios = sorted(a / o for a, o in zip(anchor_s, ours_s))
+                row = {
+                    "benchmark": name,
+                    "anchor": anchor_name,
+                    "anchor_best_tok_s": tokens / min(anchor_s),
+                    "ours_best_tok_s": tokens / min(ours_s),
+                    "ratio_median": statistics.median(ratios),
+                    "ratio_min": ratios[0],
+                    "ratio_max": ratios[-1],
+                    "ratio_of_bests": min(anchor_s) / min(ours_s),
+                    "goal": goal,
+                    "rounds": rounds,
+                }
+                results.append(row)
+                print(
+                    f"{name:34} {anchor_name:31} anchor {row['anchor_best_tok_s']:9,.0f} tok/s"
+                    f" | ours {row['ours_best_tok_s']:9,.0f} tok/s | ratio median"
+                    f" {row['ratio_median']:6.2f} [{row['ratio_min']:.2f}-{row['ratio_max']:.2f}],"
+                    f" of bests {row['ratio_of_bests']:6.2f} | goal >= {goal}",
+                    flush=True,
+                )
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("suite", choices=["forward", "sae"])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--features", default="", help="cargo features of the worker, e.g. blas")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+    worker = Worker(build_worker(args.features))
+    print(f"# {args.suite}, {args.rounds} rounds, features: {args.features or 'default'},"
+          f" torch {torch.__version__} with {torch.get_num_threads()} threads", flush=True)
+    groups = forward_pairs() if args.suite == "forward" else sae_pairs()
+    results = measure(worker, groups, args.rounds)
+    worker.close()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"suite": args.suite, "features": args.features, "rows": results}, f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    main()
