@@ -6,7 +6,8 @@ anchor made a second before or after it (alternating which goes first), and each
 a ratio; the table reports the median ratio and its spread over the rounds, next to the
 best-of-rounds throughputs.
 
-    python benches/paired_anchors.py forward|sae [--rounds N] [--features blas] [--json FILE]
+    python benches/paired_anchors.py forward|sae [--rounds N] [--features blas] [--worker BIN]
+        [--json FILE]
 
 Run it with the anchors' Python (../shared/anchors/setup.sh: torch, transformers,
 transformer-lens, sae-lens). It builds and starts the Rust worker, `benches/paired.rs`,
@@ -179,9 +180,10 @@ def main():
     parser.add_argument("suite", choices=["forward", "sae"])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--features", default="", help="cargo features of the worker, e.g. blas")
+    parser.add_argument("--worker", help="a worker binary already built (skips cargo)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
-    worker = Worker(build_worker(args.features))
+    worker = Worker(args.worker or build_worker(args.features))
     print(f"# {args.suite}, {args.rounds} rounds, features: {args.features or 'default'},"
           f" torch {torch.__version__} with {torch.get_num_threads()} threads", flush=True)
     groups = forward_pairs() if args.suite == "forward" else sae_pairs()

@@ -1,6 +1,6 @@
 //! Slice-level CPU kernels behind the ndarray fast paths of [`super`]: LayerNorm, the MLP
 //! nonlinearity and causal attention. Each runs in parallel over rows (rayon) and is compiled
-//! twice: once portable, once for AVX2 + FMA, picked at run time.
+//! three times: portable, AVX2 + FMA and AVX-512, picked at run time.
 //!
 //! These kernels know nothing of burn or hooks; [`super`] decides when they may replace the
 //! burn ops (the reference path), and the tests there compare both.
@@ -15,17 +15,32 @@ const ELEMS_PER_TASK: usize = 1 << 14;
 /// Queries per rayon task in attention.
 const QUERIES_PER_TASK: usize = 32;
 
-/// Whether the AVX2 + FMA variants can run on this CPU.
+/// The widest instruction set the multiversioned kernels below were compiled for that this
+/// CPU runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Simd {
+    Portable,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2Fma,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
+}
+
 #[inline]
-fn has_avx2_fma() -> bool {
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn simd() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx2") && has!("fma") {
+            return if has!("avx512f") {
+                Simd::Avx512
+            } else {
+                Simd::Avx2Fma
+            };
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Simd::Portable
 }
 
 /// `a · b + c`, fused when compiled for FMA (a portable build would call the slow libm `fmaf`).
@@ -91,24 +106,34 @@ fn exp_approx<const FMA: bool>(x: f32) -> f32 {
     y * two_k
 }
 
-/// Defines `fn $name(args)` calling `$generic::<true>` (compiled for AVX2 + FMA) when the CPU
-/// has them, else the portable `$generic::<false>`.
+/// Defines `fn $name(simd, args)` calling `$generic::<true>` compiled for AVX-512 (16 lanes)
+/// or AVX2 + FMA (8 lanes) as `simd` says, else the portable `$generic::<false>`. Callers pass
+/// [`simd()`]; tests pass every level the CPU has.
 macro_rules! multiversion {
     ($name:ident => $generic:ident ( $($a:ident : $t:ty),* $(,)? )) => {
-        fn $name($($a: $t),*) {
+        fn $name(simd: Simd, $($a: $t),*) {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn fast($($a: $t),*) {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512($($a: $t),*) {
                     $generic::<true>($($a),*)
                 }
-                if has_avx2_fma() {
-                    // SAFETY: the CPU supports AVX2 and FMA (checked just above), the only
-                    // requirement of a `target_feature` function.
-                    unsafe { fast($($a),*) };
-                    return;
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($a: $t),*) {
+                    $generic::<true>($($a),*)
+                }
+                assert!(simd as u8 <= self::simd() as u8, "this CPU lacks the instructions");
+                match simd {
+                    // SAFETY: the CPU has the features each variant is compiled for (asserted
+                    // just above), the only requirement of a `target_feature` function.
+                    Simd::Avx512 => return unsafe { avx512($($a),*) },
+                    // SAFETY: as above.
+                    Simd::Avx2Fma => return unsafe { avx2($($a),*) },
+                    Simd::Portable => {}
                 }
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = simd;
             $generic::<false>($($a),*)
         }
     };
@@ -142,7 +167,7 @@ pub(crate) fn layer_norm(x: &[f32], out: &mut [f32], w: &[f32], b: &[f32], eps: 
     assert!(d > 0 && b.len() == d && x.len() == out.len() && x.len() % d == 0);
     out.par_chunks_mut(d * ROWS_PER_TASK)
         .zip(x.par_chunks(d * ROWS_PER_TASK))
-        .for_each(|(o, x)| layer_norm_rows_mv(x, o, w, b, eps));
+        .for_each(|(o, x)| layer_norm_rows_mv(simd(), x, o, w, b, eps));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,7 +188,8 @@ multiversion!(gelu_new_mv => gelu_new_slice(x: &mut [f32]));
 
 /// GPT-2's `gelu_new`, in place.
 pub(crate) fn gelu_new(x: &mut [f32]) {
-    x.par_chunks_mut(ELEMS_PER_TASK).for_each(gelu_new_mv);
+    x.par_chunks_mut(ELEMS_PER_TASK)
+        .for_each(|x| gelu_new_mv(simd(), x));
 }
 
 /// ReLU, in place (NaN stays NaN).
@@ -336,7 +362,15 @@ pub(crate) fn attention(
                         let mut sv = ArrayViewMut2::from_shape((n_q, n_k), &mut s[..])
                             .expect("scratch of n_q × n_k");
                         interp_core::matmul_into_single_thread(qh, kh.t(), sv.view_mut());
-                        causal_softmax_rows_mv(&mut s, n_k, past + q0, key_mask, padded, scale);
+                        causal_softmax_rows_mv(
+                            simd(),
+                            &mut s,
+                            n_k,
+                            past + q0,
+                            key_mask,
+                            padded,
+                            scale,
+                        );
                         let sv = ArrayView2::from_shape((n_q, n_k), &s[..]).expect("n_q × n_k");
                         let zh = out.slice_mut(s![.., h * d_head..(h + 1) * d_head]);
                         interp_core::matmul_into_single_thread(sv, vh, zh);
@@ -382,6 +416,45 @@ mod tests {
         assert!(out.len() == 3 * n && out.chunks(3).all(|r| r == b));
         let z = zeros(ELEMS_PER_TASK + 5);
         assert!(z.len() == ELEMS_PER_TASK + 5 && z.iter().all(|&v| v == 0.0));
+    }
+
+    /// Every compiled variant this CPU can run gives the portable results (to rounding: FMA
+    /// and lane order differ).
+    #[test]
+    fn every_instruction_set_matches_the_portable_kernels() {
+        let levels = [Simd::Portable, Simd::Avx2Fma, Simd::Avx512];
+        let levels: Vec<Simd> = levels
+            .into_iter()
+            .filter(|&l| l as u8 <= simd() as u8)
+            .collect();
+        let d = 77; // not a multiple of any vector width
+        let x: Vec<f32> = (0..d * 5)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.11)
+            .collect();
+        let (w, b): (Vec<f32>, Vec<f32>) = (0..d)
+            .map(|i| (1.0 + i as f32 * 0.01, i as f32 * 0.1 - 3.0))
+            .unzip();
+        let key_mask: Vec<bool> = (0..d).map(|j| j % 7 != 3).collect();
+        let run = |level| {
+            let mut ln = vec![0f32; x.len()];
+            layer_norm_rows_mv(level, &x, &mut ln, &w, &b, 1e-5);
+            let mut gelu = x.clone();
+            gelu_new_mv(level, &mut gelu);
+            let mut soft = x.clone();
+            causal_softmax_rows_mv(level, &mut soft, d, 40, &key_mask, true, 1.7);
+            [ln, gelu, soft]
+        };
+        let portable = run(Simd::Portable);
+        for level in levels {
+            for (got, want) in run(level).iter().zip(&portable) {
+                for (g, w) in got.iter().zip(want) {
+                    assert!(
+                        (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                        "{level:?}: {g} vs {w}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
