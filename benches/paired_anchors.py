@@ -16,9 +16,9 @@ with `cargo bench --bench paired`; the anchors are built exactly as in
 
 - `forward`: GPT-2-small-shaped forward, 8 x 128 tokens, against HF transformers (goal >= 1.0)
   and run_with_cache of the 12 resid_pre hooks against TransformerLens (goal >= 1.3).
-- `sae`: batch 1024; encode against SAELens' encode (goal >= 1.0), sparse decode at a
-  realistic L0 against SAELens' dense decode (goal >= 30), the TopK32 768x131072 forward
-  (goal >= 1.8).
+- `sae`: batch 1024; encode against SAELens' encode (goal >= 1.0; ours with a dense output for
+  ReLU and JumpReLU, as SAELens, and the sparse output for TopK), sparse decode at a realistic
+  L0 against SAELens' dense decode (goal >= 30), the TopK32 768x131072 forward (goal >= 1.8).
 """
 import argparse
 import json
