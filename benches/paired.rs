@@ -15,57 +15,13 @@
 mod common;
 
 use interp::models::prelude::*;
-use interp::sae::prelude::*;
-use ndarray::Array2;
 use std::io::{BufRead, Write};
 use std::time::Instant;
-
-/// One SAE case, ready to run.
-struct SaeCase {
-    name: String,
-    sae: Sae,
-    sparse: Sae,
-    x: Array2<f32>,
-    codes: SparseCodes,
-}
-
-impl SaeCase {
-    fn new(name: &str) -> Result<Self, String> {
-        let (name, arch, d_in, d_sae) = common::sae_cases()
-            .into_iter()
-            .find(|c| c.0 == name)
-            .ok_or_else(|| format!("unknown SAE case {name}"))?;
-        let sae = common::random_sae(arch, d_in, d_sae);
-        let x = common::sae_inputs(d_in);
-        let sparse = common::at_realistic_l0(&sae, &x);
-        let codes = sparse.encode_sparse(x.view()).map_err(|e| e.to_string())?;
-        Ok(Self {
-            name: name.to_string(),
-            sae,
-            sparse,
-            x,
-            codes,
-        })
-    }
-
-    /// Runs `op` once; the output is dropped inside the timed region, as in criterion.
-    fn run(&self, op: &str) -> Result<(), String> {
-        let x = self.x.view();
-        let done = match op {
-            "encode_dense" => self.sae.encode(x).map(drop),
-            "encode_sparse" => self.sparse.encode_sparse(x).map(drop),
-            "decode_sparse" => self.sparse.decode_sparse(&self.codes).map(drop),
-            "forward" => self.sparse.forward(x).map(drop),
-            _ => return Err(format!("unknown SAE op {op}")),
-        };
-        done.map_err(|e| e.to_string())
-    }
-}
 
 #[derive(Default)]
 struct Worker {
     gpt2: Option<(HookedTransformer<Cpu>, Batch)>,
-    sae: Option<SaeCase>,
+    sae: Option<common::SaeCase>,
 }
 
 impl Worker {
@@ -87,7 +43,7 @@ impl Worker {
             ["sae", case, op] => {
                 if self.sae.as_ref().is_none_or(|c| c.name != case) {
                     self.sae = None; // free the previous case first
-                    self.sae = Some(SaeCase::new(case)?);
+                    self.sae = Some(common::SaeCase::named(case)?);
                 }
                 let case = self.sae.as_ref().expect("just set");
                 let start = Instant::now();

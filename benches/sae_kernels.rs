@@ -17,7 +17,6 @@ mod common;
 
 use common::SAE_BATCH as BATCH;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use interp::sae::prelude::*;
 
 fn bench(c: &mut Criterion) {
     let filter = std::env::var("SAE_BENCH_CASES").ok();
@@ -31,26 +30,13 @@ fn bench(c: &mut Criterion) {
         {
             continue;
         }
-        let sae = common::random_sae(arch.clone(), d_in, d_sae);
-        let x = common::sae_inputs(d_in);
-        if !matches!(arch, Architecture::TopK { .. }) {
-            group.bench_function(BenchmarkId::new("encode_dense", name), |b| {
-                b.iter(|| sae.encode(x.view()).unwrap())
+        let case = common::SaeCase::new(name, arch, d_in, d_sae);
+        eprintln!("{name}: decode benchmarked at mean L0 {:.1}", case.l0());
+        for &op in case.ops() {
+            group.bench_function(BenchmarkId::new(op, name), |b| {
+                b.iter(|| case.run(op).unwrap())
             });
         }
-        let sparse = common::at_realistic_l0(&sae, &x);
-        let codes = sparse.encode_sparse(x.view()).unwrap();
-        let l0 = codes.nnz() as f64 / BATCH as f64;
-        eprintln!("{name}: decode benchmarked at mean L0 {l0:.1}");
-        group.bench_function(BenchmarkId::new("encode_sparse", name), |b| {
-            b.iter(|| sparse.encode_sparse(x.view()).unwrap())
-        });
-        group.bench_function(BenchmarkId::new("decode_sparse", name), |b| {
-            b.iter(|| sparse.decode_sparse(&codes).unwrap())
-        });
-        group.bench_function(BenchmarkId::new("forward", name), |b| {
-            b.iter(|| sparse.forward(x.view()).unwrap())
-        });
     }
     group.finish();
 }

@@ -95,3 +95,67 @@ pub fn at_realistic_l0(sae: &Sae, x: &Array2<f32>) -> Sae {
     w.b_enc -= cut;
     Sae::new(sae.config().clone(), w).unwrap()
 }
+
+/// One SAE benchmark case, ready to run: the random SAE, its copy at a realistic L0, the
+/// inputs and that copy's sparse codes of them.
+pub struct SaeCase {
+    pub name: &'static str,
+    sae: Sae,
+    sparse: Sae,
+    x: Array2<f32>,
+    codes: SparseCodes,
+}
+
+impl SaeCase {
+    /// The case of [`sae_cases`] called `name`.
+    pub fn named(name: &str) -> Result<Self, String> {
+        let (name, arch, d_in, d_sae) = sae_cases()
+            .into_iter()
+            .find(|c| c.0 == name)
+            .ok_or_else(|| format!("unknown SAE case {name}"))?;
+        Ok(Self::new(name, arch, d_in, d_sae))
+    }
+
+    /// Builds a case of [`sae_cases`].
+    pub fn new(name: &'static str, arch: Architecture, d_in: usize, d_sae: usize) -> Self {
+        let sae = random_sae(arch, d_in, d_sae);
+        let x = sae_inputs(d_in);
+        let sparse = at_realistic_l0(&sae, &x);
+        let codes = sparse.encode_sparse(x.view()).unwrap();
+        Self {
+            name,
+            sae,
+            sparse,
+            x,
+            codes,
+        }
+    }
+
+    /// Mean active latents per row of the decoded codes.
+    pub fn l0(&self) -> f64 {
+        self.codes.nnz() as f64 / SAE_BATCH as f64
+    }
+
+    /// The operations benchmarked on this case (described in `sae_kernels.rs`); TopK's
+    /// encode is benchmarked with sparse output only.
+    pub fn ops(&self) -> &'static [&'static str] {
+        if matches!(self.sae.config().architecture, Architecture::TopK { .. }) {
+            &["encode_sparse", "decode_sparse", "forward"]
+        } else {
+            &["encode_dense", "encode_sparse", "decode_sparse", "forward"]
+        }
+    }
+
+    /// Runs `op` once, dropping its output.
+    pub fn run(&self, op: &str) -> Result<(), String> {
+        let x = self.x.view();
+        match op {
+            "encode_dense" => self.sae.encode(x).map(drop),
+            "encode_sparse" => self.sparse.encode_sparse(x).map(drop),
+            "decode_sparse" => self.sparse.decode_sparse(&self.codes).map(drop),
+            "forward" => self.sparse.forward(x).map(drop),
+            _ => return Err(format!("unknown SAE op {op}")),
+        }
+        .map_err(|e| e.to_string())
+    }
+}

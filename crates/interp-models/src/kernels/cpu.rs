@@ -165,9 +165,10 @@ multiversion!(layer_norm_rows_mv => layer_norm_rows(x: &[f32], out: &mut [f32], 
 pub(crate) fn layer_norm(x: &[f32], out: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
     let d = w.len();
     assert!(d > 0 && b.len() == d && x.len() == out.len() && x.len() % d == 0);
+    let simd = simd();
     out.par_chunks_mut(d * ROWS_PER_TASK)
         .zip(x.par_chunks(d * ROWS_PER_TASK))
-        .for_each(|(o, x)| layer_norm_rows_mv(simd(), x, o, w, b, eps));
+        .for_each(|(o, x)| layer_norm_rows_mv(simd, x, o, w, b, eps));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,8 +189,9 @@ multiversion!(gelu_new_mv => gelu_new_slice(x: &mut [f32]));
 
 /// GPT-2's `gelu_new`, in place.
 pub(crate) fn gelu_new(x: &mut [f32]) {
+    let simd = simd();
     x.par_chunks_mut(ELEMS_PER_TASK)
-        .for_each(|x| gelu_new_mv(simd(), x));
+        .for_each(|x| gelu_new_mv(simd, x));
 }
 
 /// ReLU, in place (NaN stays NaN).
@@ -340,6 +342,7 @@ pub(crate) fn attention(
     if out.is_empty() {
         return out;
     }
+    let simd = simd();
     out.par_chunks_mut(n_pos * row)
         .enumerate()
         .for_each(|(batch, seq)| {
@@ -363,7 +366,7 @@ pub(crate) fn attention(
                             .expect("scratch of n_q × n_k");
                         interp_core::matmul_into_single_thread(qh, kh.t(), sv.view_mut());
                         causal_softmax_rows_mv(
-                            simd(),
+                            simd,
                             &mut s,
                             n_k,
                             past + q0,
