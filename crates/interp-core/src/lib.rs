@@ -1,6 +1,7 @@
 //! Foundations shared by the interp-rs crates that must not depend on a tensor framework:
 //! memory-mapped safetensors reading (any float dtype to f32), atomic file writes, and the
-//! CPU matrix multiply (`gemm` crate, or OpenBLAS with the `blas` feature); with the `plot`
+//! CPU matrix multiply (`gemm` crate, or OpenBLAS with the `blas` feature), run-time choice
+//! of SIMD instruction set for CPU kernels (module `simd`); with the `plot`
 //! feature, PNG / SVG charts (module `plot`).
 //!
 //! `interp-sae` builds on this crate alone, so `cargo add interp-sae` does not pull burn.
@@ -16,6 +17,7 @@ pub mod matmul;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod rng;
+pub mod simd;
 pub mod tiles;
 
 pub use error::{Error, Result};

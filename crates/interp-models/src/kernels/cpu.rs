@@ -5,6 +5,8 @@
 //! These kernels know nothing of burn or hooks; [`super`] decides when they may replace the
 //! burn ops (the reference path), and the tests there compare both.
 
+use interp_core::multiversion;
+use interp_core::simd::{fmadd, Simd};
 use ndarray::{s, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
@@ -14,44 +16,6 @@ const ROWS_PER_TASK: usize = 16;
 const ELEMS_PER_TASK: usize = 1 << 14;
 /// Queries per rayon task in attention.
 const QUERIES_PER_TASK: usize = 32;
-
-/// The widest instruction set the multiversioned kernels below were compiled for that this
-/// CPU runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Simd {
-    Portable,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Avx2Fma,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Avx512,
-}
-
-#[inline]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-fn simd() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx2") && has!("fma") {
-            return if has!("avx512f") {
-                Simd::Avx512
-            } else {
-                Simd::Avx2Fma
-            };
-        }
-    }
-    Simd::Portable
-}
-
-/// `a · b + c`, fused when compiled for FMA (a portable build would call the slow libm `fmaf`).
-#[inline(always)]
-fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
 
 /// Sum with 16 independent accumulators, so the loop vectorises.
 #[inline(always)]
@@ -106,39 +70,6 @@ fn exp_approx<const FMA: bool>(x: f32) -> f32 {
     y * two_k
 }
 
-/// Defines `fn $name(simd, args)` calling `$generic::<true>` compiled for AVX-512 (16 lanes)
-/// or AVX2 + FMA (8 lanes) as `simd` says, else the portable `$generic::<false>`. Callers pass
-/// [`simd()`]; tests pass every level the CPU has.
-macro_rules! multiversion {
-    ($name:ident => $generic:ident ( $($a:ident : $t:ty),* $(,)? )) => {
-        fn $name(simd: Simd, $($a: $t),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn avx512($($a: $t),*) {
-                    $generic::<true>($($a),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($a: $t),*) {
-                    $generic::<true>($($a),*)
-                }
-                assert!(simd as u8 <= self::simd() as u8, "this CPU lacks the instructions");
-                match simd {
-                    // SAFETY: the CPU has the features each variant is compiled for (asserted
-                    // just above), the only requirement of a `target_feature` function.
-                    Simd::Avx512 => return unsafe { avx512($($a),*) },
-                    // SAFETY: as above.
-                    Simd::Avx2Fma => return unsafe { avx2($($a),*) },
-                    Simd::Portable => {}
-                }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = simd;
-            $generic::<false>($($a),*)
-        }
-    };
-}
-
 // ---------------------------------------------------------------------------------------------
 // LayerNorm
 
@@ -165,7 +96,7 @@ multiversion!(layer_norm_rows_mv => layer_norm_rows(x: &[f32], out: &mut [f32], 
 pub(crate) fn layer_norm(x: &[f32], out: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
     let d = w.len();
     assert!(d > 0 && b.len() == d && x.len() == out.len() && x.len() % d == 0);
-    let simd = simd();
+    let simd = Simd::detect();
     out.par_chunks_mut(d * ROWS_PER_TASK)
         .zip(x.par_chunks(d * ROWS_PER_TASK))
         .for_each(|(o, x)| layer_norm_rows_mv(simd, x, o, w, b, eps));
@@ -189,7 +120,7 @@ multiversion!(gelu_new_mv => gelu_new_slice(x: &mut [f32]));
 
 /// GPT-2's `gelu_new`, in place.
 pub(crate) fn gelu_new(x: &mut [f32]) {
-    let simd = simd();
+    let simd = Simd::detect();
     x.par_chunks_mut(ELEMS_PER_TASK)
         .for_each(|x| gelu_new_mv(simd, x));
 }
@@ -342,7 +273,7 @@ pub(crate) fn attention(
     if out.is_empty() {
         return out;
     }
-    let simd = simd();
+    let simd = Simd::detect();
     out.par_chunks_mut(n_pos * row)
         .enumerate()
         .for_each(|(batch, seq)| {
@@ -425,11 +356,7 @@ mod tests {
     /// and lane order differ).
     #[test]
     fn every_instruction_set_matches_the_portable_kernels() {
-        let levels = [Simd::Portable, Simd::Avx2Fma, Simd::Avx512];
-        let levels: Vec<Simd> = levels
-            .into_iter()
-            .filter(|&l| l as u8 <= simd() as u8)
-            .collect();
+        let levels = Simd::available();
         let d = 77; // not a multiple of any vector width
         let x: Vec<f32> = (0..d * 5)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.11)
