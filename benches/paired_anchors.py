@@ -9,8 +9,8 @@ median ratio and its spread over the rounds, the best-of-rounds throughputs, and
 ratio of the bursts' first calls: a call after a pause, when caches, TLBs and the worker
 threads are cold, which costs the short SAE decodes up to 2x.
 
-    python benches/paired_anchors.py forward|sae [--rounds N] [--burst N] [--features blas]
-        [--worker BIN] [--json FILE]
+    python benches/paired_anchors.py forward|sae [--rounds N] [--burst N] [--only TEXT]
+        [--features blas] [--worker BIN] [--json FILE]
 
 Run it with the anchors' Python (../shared/anchors/setup.sh: torch, transformers,
 transformer-lens, sae-lens). It builds and starts the Rust worker, `benches/paired.rs`,
@@ -137,10 +137,11 @@ def sae_pairs():
         del sae, codes
 
 
-def measure(worker, groups, rounds, burst):
+def measure(worker, groups, rounds, burst, only=""):
     results = []
     with torch.no_grad():
         for pairs in groups:
+            pairs = [p for p in pairs if only in p[0]]
             for _, _, _, anchor, request, _ in pairs:  # warm-up, both sides
                 anchor()
                 worker.time(request)
@@ -189,6 +190,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--burst", type=int, default=3,
                         help="back-to-back calls per side and round; the fastest counts")
+    parser.add_argument("--only", default="",
+                        help="only the benchmarks whose name contains this, e.g. 'jumprelu'")
     parser.add_argument("--features", default="", help="cargo features of the worker, e.g. blas")
     parser.add_argument("--worker", help="a worker binary already built (skips cargo)")
     parser.add_argument("--json", help="also write the rows here")
@@ -198,7 +201,7 @@ def main():
           f" features: {args.features or 'default'},"
           f" torch {torch.__version__} with {torch.get_num_threads()} threads", flush=True)
     groups = forward_pairs() if args.suite == "forward" else sae_pairs()
-    results = measure(worker, groups, args.rounds, args.burst)
+    results = measure(worker, groups, args.rounds, args.burst, args.only)
     worker.close()
     if args.json:
         with open(args.json, "w") as f:

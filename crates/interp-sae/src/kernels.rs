@@ -323,8 +323,8 @@ pub(crate) fn activate_dense_row(row: &mut [f32], act: &Activation<'_>) {
 }
 
 /// Narrowest column tile of the sparse decode. A tile reads a `4 · width`-byte piece of each
-/// active decoder row; on the machines measured, 128- and 192-column pieces were 1.3–1.8×
-/// slower than 384 (docs/performance.md).
+/// active decoder row; 128- and 192-column pieces were 1.1–1.8× slower than 384
+/// (docs/performance.md).
 const MIN_DECODE_TILE: usize = 384;
 /// How many active decoder rows ahead of the one being accumulated a tile prefetches.
 const DECODE_PREFETCH_ROWS: usize = 2;
