@@ -6,8 +6,8 @@ ours and a burst of the anchor's, one right after the other (alternating which g
 with a short pause between), and takes the fastest call of each burst, as the anchor scripts
 themselves do (best of 3 after a warm-up); each round gives a ratio. The table reports the
 median ratio and its spread over the rounds, the best-of-rounds throughputs, and the median
-ratio of the bursts' first calls: a call after a pause, when caches, TLBs and the worker
-threads are cold, which costs the short SAE decodes up to 2x.
+ratio of the bursts' first calls, which come after a pause and the other side's burst, with
+cold caches (our short, memory-bound SAE decodes lose up to 2x there).
 
     python benches/paired_anchors.py forward|sae [--rounds N] [--burst N] [--only TEXT]
         [--features blas] [--worker BIN] [--json FILE]
@@ -196,6 +196,8 @@ def main():
     parser.add_argument("--worker", help="a worker binary already built (skips cargo)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
+    if args.rounds < 1 or args.burst < 1:
+        parser.error("--rounds and --burst must be at least 1")
     worker = Worker(args.worker or build_worker(args.features))
     print(f"# {args.suite}, {args.rounds} rounds of {args.burst} calls a side,"
           f" features: {args.features or 'default'},"
