@@ -322,22 +322,25 @@ pub(crate) fn activate_dense_row(row: &mut [f32], act: &Activation<'_>) {
     }
 }
 
-/// Narrowest column tile of the sparse decode. A tile reads a `4 · width`-byte piece of each
-/// active decoder row; 128- and 192-column pieces were 1.1–1.8× slower than 384
-/// (docs/performance.md).
-const MIN_DECODE_TILE: usize = 384;
-/// How many active decoder rows ahead of the one being accumulated a tile prefetches.
-const DECODE_PREFETCH_ROWS: usize = 2;
+/// Bytes of one column tile's accumulator in the sparse decode. Tiles are sized so that the
+/// accumulator stays in the private L2 of the core running it (1 MiB or more on current x86
+/// cores), next to the decoder pieces streaming through: an accumulator in the shared L3 made
+/// the decode 1.5–2× slower whenever other processes used the L3 (docs/performance.md).
+const DECODE_ACC_BYTES: usize = 512 << 10;
+/// Decoder lines (of 16 f32) the sparse decode keeps prefetching ahead of the row it reads.
+const DECODE_PREFETCH_LINES: usize = 64;
 
 /// Sparse decode `out[r] = b_dec + Σ_j coef_j · w_dec[idx_j]`, then the row normalisation is
-/// undone. Only the decoder rows of active latents are read, each once per call.
+/// undone. Only the decoder rows of active latents are read, once per block of
+/// [`ROW_BLOCK`] rows.
 ///
-/// Entries are bucketed by feature, and the work is a grid of column tiles × feature ranges.
-/// Each task walks the active features of its range in order, reads its tile's piece of each
-/// decoder row once (prefetching the next rows' pieces), and adds it to the tile of every
-/// token using that feature. Column tiles write disjoint parts of `out` directly; only when
-/// there are more threads than tiles do extra feature ranges accumulate into partial sums
-/// that are added at the end.
+/// Per row block, entries are bucketed by feature, and the work is a grid of column tiles ×
+/// feature ranges. Each task walks the active features of its range in order, reads its
+/// tile's piece of each decoder row (prefetching the next rows' pieces), and adds it into a
+/// 64-byte-aligned accumulator holding the tile of every row of the block, narrow enough to
+/// stay in L2 ([`DECODE_ACC_BYTES`]). Tile edges fall on the decoder's cache lines. The
+/// accumulator of the first feature range is copied into `out`; only when there are more
+/// threads than tiles do further ranges make partial sums, added at the end.
 pub(crate) fn decode_sparse_into(
     codes: &crate::SparseCodes,
     w_dec: ArrayView2<'_, f32>,
@@ -348,23 +351,42 @@ pub(crate) fn decode_sparse_into(
     let w = w_dec
         .as_slice()
         .expect("decoder is stored in standard (row-major) layout");
-    let (n, d, d_sae) = (codes.n_rows(), w_dec.ncols(), codes.d_sae());
-    // Bucket (token, coefficient) by feature: counting sort.
+    let b_dec = b_dec.to_vec();
+    for (b, block) in out.axis_chunks_iter_mut(Axis(0), ROW_BLOCK).enumerate() {
+        decode_block(codes, b * ROW_BLOCK, w, &b_dec, inv_dec_norm, block);
+    }
+}
+
+/// [`decode_sparse_into`] for the rows `first..first + out.nrows()`.
+fn decode_block(
+    codes: &crate::SparseCodes,
+    first: usize,
+    w: &[f32],
+    b_dec: &[f32],
+    inv_dec_norm: Option<&[f32]>,
+    mut out: ArrayViewMut2<'_, f32>,
+) {
+    let (n, d, d_sae) = (out.nrows(), out.ncols(), codes.d_sae());
+    // Bucket (row, coefficient) by feature: counting sort.
+    let rows = first..first + n;
+    let nnz = codes.indptr[rows.end] - codes.indptr[rows.start];
     let mut start = vec![0usize; d_sae + 1];
-    for &i in &codes.indices {
-        start[i as usize + 1] += 1;
+    for r in rows.clone() {
+        for &i in codes.row(r).0 {
+            start[i as usize + 1] += 1;
+        }
     }
     for f in 0..d_sae {
         start[f + 1] += start[f];
     }
     let mut fill = start.clone();
-    let mut entries = vec![(0u32, 0f32); codes.nnz()];
-    for r in 0..n {
+    let mut entries = vec![(0u32, 0f32); nnz];
+    for r in rows {
         let (idx, val) = codes.row(r);
         for (&i, &v) in idx.iter().zip(val) {
             let i = i as usize;
             let coef = inv_dec_norm.map_or(v, |s| v * s[i]);
-            entries[fill[i]] = (r as u32, coef);
+            entries[fill[i]] = ((r - first) as u32, coef);
             fill[i] += 1;
         }
     }
@@ -373,43 +395,167 @@ pub(crate) fn decode_sparse_into(
         .collect();
     // The grid: column tiles first, then feature ranges of about equal work for idle threads.
     let threads = rayon::current_num_threads().max(1);
-    let width = d
-        .div_ceil((d / MIN_DECODE_TILE).clamp(1, threads))
-        .next_multiple_of(16)
-        .max(1);
-    let tiles = d.div_ceil(width).max(1);
-    let ranges = feature_ranges(&active, &start, threads.div_ceil(tiles));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .for_each(|mut row| row.assign(&b_dec));
-    let mut partials: Vec<Array2<f32>> = (1..ranges.len()).map(|_| Array2::zeros((n, d))).collect();
+    let grid = DecodeGrid::new(n, d, threads, w.as_ptr());
+    let ranges = feature_ranges(&active, &start, threads.div_ceil(grid.tiles.len()));
+    let norms = codes.norms.as_ref().map(|norms| &norms[first..first + n]);
+    let finish_in_task = ranges.len() == 1;
     let simd = interp_core::simd::Simd::detect();
-    let mut tasks = Vec::with_capacity(ranges.len() * tiles);
-    for (range, target) in ranges
+    let mut tasks = Vec::with_capacity(grid.tiles.len() * ranges.len());
+    for (tile, view) in grid
+        .tiles
         .iter()
-        .zip(std::iter::once(&mut *out).chain(&mut partials))
+        .zip(split_columns(out.view_mut(), &grid.tiles))
     {
-        for (t, tile) in target.axis_chunks_iter_mut(Axis(1), width).enumerate() {
-            tasks.push((&active[range.clone()], t * width, tile));
+        tasks.push((tile.clone(), &active[ranges[0].clone()], Some(view)));
+        for range in &ranges[1..] {
+            tasks.push((tile.clone(), &active[range.clone()], None));
         }
     }
-    tasks.into_par_iter().for_each(|(features, c0, mut tile)| {
-        accumulate_tile_mv(simd, w, d, c0, features, &start, &entries, &mut tile)
-    });
-    if partials.is_empty() && codes.norms.is_none() {
+    let partials: Vec<(std::ops::Range<usize>, TileAcc)> = tasks
+        .into_par_iter()
+        .filter_map(|(cols, features, view)| {
+            let bias = view.is_some().then(|| &b_dec[cols.clone()]);
+            let mut acc = TileAcc::new(n, cols.clone(), grid.pad(cols.start), bias);
+            let rows_ahead = (DECODE_PREFETCH_LINES * 16 / cols.len().max(1)).clamp(2, 16);
+            accumulate_tile_mv(
+                simd, w, d, cols.start, rows_ahead, features, &start, &entries, &mut acc,
+            );
+            match view {
+                Some(mut view) => {
+                    acc.write_to(&mut view, norms.filter(|_| finish_in_task));
+                    None
+                }
+                None => Some((cols, acc)),
+            }
+        })
+        .collect();
+    if finish_in_task {
         return;
     }
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
         .for_each(|(r, mut row)| {
-            for p in &partials {
-                row += &p.row(r);
+            let row = row.as_slice_mut().expect("rows of `out` are contiguous");
+            for (cols, acc) in &partials {
+                for (o, v) in row[cols.clone()].iter_mut().zip(acc.row(r)) {
+                    *o += v;
+                }
             }
-            if let Some(norm) = codes.norms.as_ref().map(|n| n[r]) {
-                row.mapv_inplace(|v| v * norm.scale + norm.shift);
+            if let Some(norm) = norms.map(|n| n[r]) {
+                row.iter_mut()
+                    .for_each(|v| *v = *v * norm.scale + norm.shift);
             }
         });
+}
+
+/// The column tiles of a sparse decode.
+struct DecodeGrid {
+    tiles: Vec<std::ops::Range<usize>>,
+    /// Position of column 0 of a decoder row within its 16-float cache line, when every row
+    /// starts at the same position (`d` a multiple of 16); otherwise 0.
+    line_offset: usize,
+}
+
+impl DecodeGrid {
+    /// Tiles of at most [`DECODE_ACC_BYTES`] of accumulator for `n` rows, at least one per
+    /// thread where `d` allows, with inner edges on the cache lines of a decoder at `w`.
+    fn new(n: usize, d: usize, threads: usize, w: *const f32) -> Self {
+        let width = (DECODE_ACC_BYTES / (4 * n.max(1)))
+            .min(d.div_ceil(threads))
+            .next_multiple_of(16)
+            .max(16);
+        let line_offset = if d % 16 == 0 {
+            (w as usize / 4) % 16
+        } else {
+            0
+        };
+        let lead = (16 - line_offset) % 16;
+        let mut edges: Vec<usize> = (1..)
+            .map(|i| lead + i * width)
+            .take_while(|&c| c < d)
+            .collect();
+        edges.insert(0, 0);
+        edges.push(d);
+        let tiles = edges.windows(2).map(|e| e[0]..e[1]).collect();
+        Self { tiles, line_offset }
+    }
+
+    /// Padding before the accumulator column of decoder column `c0`, so that both share
+    /// their position within a cache line.
+    fn pad(&self, c0: usize) -> usize {
+        (self.line_offset + c0) % 16
+    }
+}
+
+/// Splits `view` into the column tiles `tiles` (consecutive, covering every column).
+fn split_columns<'a>(
+    mut view: ArrayViewMut2<'a, f32>,
+    tiles: &[std::ops::Range<usize>],
+) -> Vec<ArrayViewMut2<'a, f32>> {
+    let mut parts = Vec::with_capacity(tiles.len());
+    for tile in &tiles[..tiles.len() - 1] {
+        let (left, right) = view.split_at(Axis(1), tile.len());
+        parts.push(left);
+        view = right;
+    }
+    parts.push(view);
+    parts
+}
+
+/// One column tile of a sparse decode's output for every row of a block: rows of `width`
+/// floats after `pad` floats, in a 64-byte-aligned buffer with rows a whole number of cache
+/// lines apart.
+struct TileAcc {
+    buf: Vec<f32>,
+    /// Index in `buf` of the first row's first float.
+    first: usize,
+    width: usize,
+    stride: usize,
+}
+
+impl TileAcc {
+    /// A tile of `n` rows for the columns `cols`, filled with `bias` (or zeros).
+    fn new(n: usize, cols: std::ops::Range<usize>, pad: usize, bias: Option<&[f32]>) -> Self {
+        let width = cols.len();
+        let stride = (pad + width).next_multiple_of(16);
+        let buf = vec![0f32; n * stride + 16];
+        let align = (64 - buf.as_ptr() as usize % 64) % 64 / 4;
+        let mut acc = Self {
+            buf,
+            first: align + pad,
+            width,
+            stride,
+        };
+        if let Some(bias) = bias {
+            for r in 0..n {
+                acc.row_mut(r).copy_from_slice(bias);
+            }
+        }
+        acc
+    }
+
+    fn row(&self, r: usize) -> &[f32] {
+        &self.buf[self.first + r * self.stride..][..self.width]
+    }
+
+    fn row_mut(&mut self, r: usize) -> &mut [f32] {
+        &mut self.buf[self.first + r * self.stride..][..self.width]
+    }
+
+    /// Copies the tile into `view` (undoing the row normalisation if given).
+    fn write_to(&self, view: &mut ArrayViewMut2<'_, f32>, norms: Option<&[RowNorm]>) {
+        for (r, mut row) in view.axis_iter_mut(Axis(0)).enumerate() {
+            let row = row
+                .as_slice_mut()
+                .expect("a column tile's rows are contiguous");
+            row.copy_from_slice(self.row(r));
+            if let Some(norm) = norms.map(|n| n[r]) {
+                row.iter_mut()
+                    .for_each(|v| *v = *v * norm.scale + norm.shift);
+            }
+        }
+    }
 }
 
 /// Splits the active features into at most `parts` consecutive ranges (indices into
@@ -430,32 +576,30 @@ fn feature_ranges(active: &[u32], start: &[usize], parts: usize) -> Vec<std::ops
     ranges
 }
 
-/// Adds `coef · w_dec[f, c0..c0 + tile width]` to the tile's row of every `(token, coef)`
-/// entry of each feature `f` in `features`.
+/// Adds `coef · w_dec[f, c0..c0 + acc.width]` to the accumulator row of every
+/// `(row, coef)` entry of each feature `f` in `features`, prefetching the pieces of the
+/// decoder rows `rows_ahead` active features ahead.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn accumulate_tile<const FMA: bool>(
     w: &[f32],
     d: usize,
     c0: usize,
+    rows_ahead: usize,
     features: &[u32],
     start: &[usize],
     entries: &[(u32, f32)],
-    tile: &mut ArrayViewMut2<'_, f32>,
+    acc: &mut TileAcc,
 ) {
-    let width = tile.ncols();
+    let width = acc.width;
     for (a, &f) in features.iter().enumerate() {
-        if let Some(&next) = features.get(a + DECODE_PREFETCH_ROWS) {
+        if let Some(&next) = features.get(a + rows_ahead) {
             prefetch(&w[next as usize * d + c0..][..width]);
         }
         let f = f as usize;
         let piece = &w[f * d + c0..][..width];
         for &(r, coef) in &entries[start[f]..start[f + 1]] {
-            let mut row = tile.row_mut(r as usize);
-            let row = row
-                .as_slice_mut()
-                .expect("a column tile's rows are contiguous");
-            for (o, &v) in row.iter_mut().zip(piece) {
+            for (o, &v) in acc.row_mut(r as usize).iter_mut().zip(piece) {
                 *o = interp_core::simd::fmadd::<FMA>(coef, v, *o);
             }
         }
@@ -463,7 +607,8 @@ fn accumulate_tile<const FMA: bool>(
 }
 
 interp_core::multiversion!(accumulate_tile_mv => accumulate_tile(w: &[f32], d: usize, c0: usize,
-    features: &[u32], start: &[usize], entries: &[(u32, f32)], tile: &mut ArrayViewMut2<'_, f32>));
+    rows_ahead: usize, features: &[u32], start: &[usize], entries: &[(u32, f32)],
+    acc: &mut TileAcc));
 
 /// Asks the CPU to start loading `x` into L1 (a hint: no effect on results).
 #[inline(always)]
@@ -487,61 +632,105 @@ mod tests {
     use super::*;
 
     /// The sparse decode against a plain dense sum, for every shape of its task grid: one
-    /// tile, several tiles, and more threads than tiles (partial sums), with a width that is
-    /// not a multiple of the tile alignment, decoder-norm coefficients and row norms.
+    /// tile, several tiles, more threads than tiles (partial sums), several row blocks; a
+    /// decoder whose rows start at the same place in a cache line (width a multiple of 16)
+    /// or not, at an aligned address or not; with decoder-norm coefficients and row norms.
     #[test]
     fn sparse_decode_matches_a_dense_sum_for_every_grid() {
-        let (n, d, d_sae) = (9, 2 * MIN_DECODE_TILE + 40, 50);
-        let w = Array2::from_shape_fn((d_sae, d), |(f, c)| ((f * 31 + c * 7) % 23) as f32 - 11.0);
-        let b = ndarray::Array1::from_shape_fn(d, |c| c as f32 * 0.01);
-        let inv: Vec<f32> = (0..d_sae).map(|f| 1.0 + f as f32 * 0.1).collect();
-        let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
-            .map(|r| {
-                let idx: Vec<u32> = (0..d_sae as u32)
-                    .filter(|f| (f * 3 + r as u32) % 7 < 2)
-                    .collect();
-                let val = idx
-                    .iter()
-                    .map(|&f| 0.5 + (f as f32 + r as f32) * 0.25)
-                    .collect();
-                (idx, val)
-            })
-            .collect();
-        let mut codes =
-            crate::SparseCodes::from_rows(d_sae, rows.iter().map(|(i, v)| (&i[..], &v[..])))
-                .unwrap();
-        codes.norms = Some(
-            (0..n)
-                .map(|r| RowNorm {
-                    shift: r as f32 - 4.0,
-                    scale: 0.5 + r as f32,
+        let d_sae = 50;
+        let cases = [
+            // (rows, width, floats before the decoder, thread counts)
+            (9, 808, 0, &[1, 2, 3, 5][..]),
+            (9, 800, 3, &[1, 2, 5]),
+            (9, 40, 5, &[4, 8]),
+            (ROW_BLOCK + 3, 96, 7, &[2]),
+        ];
+        for (n, d, skip, thread_counts) in cases {
+            let buf: Vec<f32> = (0..skip + d_sae * d)
+                .map(|i| ((i * 7) % 23) as f32 - 11.0)
+                .collect();
+            let w = ndarray::ArrayView2::from_shape((d_sae, d), &buf[skip..]).unwrap();
+            let b = ndarray::Array1::from_shape_fn(d, |c| c as f32 * 0.01);
+            let inv: Vec<f32> = (0..d_sae).map(|f| 1.0 + f as f32 * 0.1).collect();
+            let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
+                .map(|r| {
+                    let idx: Vec<u32> = (0..d_sae as u32)
+                        .filter(|f| (f * 3 + r as u32) % 7 < 2)
+                        .collect();
+                    let val = idx
+                        .iter()
+                        .map(|&f| 0.5 + ((f as usize + r) % 13) as f32 * 0.25)
+                        .collect();
+                    (idx, val)
                 })
-                .collect(),
-        );
-        let mut want = Array2::<f64>::zeros((n, d));
-        for (r, (idx, val)) in rows.iter().enumerate() {
-            let norm = codes.norms.as_ref().unwrap()[r];
-            for c in 0..d {
-                let sum: f64 = idx
-                    .iter()
-                    .zip(val)
-                    .map(|(&f, &v)| (v * inv[f as usize]) as f64 * w[[f as usize, c]] as f64)
-                    .sum();
-                want[[r, c]] = (sum + b[c] as f64) * norm.scale as f64 + norm.shift as f64;
+                .collect();
+            let mut codes =
+                crate::SparseCodes::from_rows(d_sae, rows.iter().map(|(i, v)| (&i[..], &v[..])))
+                    .unwrap();
+            let norms: Vec<RowNorm> = (0..n)
+                .map(|r| RowNorm {
+                    shift: (r % 9) as f32 - 4.0,
+                    scale: 0.5 + (r % 5) as f32,
+                })
+                .collect();
+            codes.norms = Some(norms.clone());
+            let mut want = Array2::<f64>::zeros((n, d));
+            for (r, (idx, val)) in rows.iter().enumerate() {
+                for c in 0..d {
+                    let sum: f64 = idx
+                        .iter()
+                        .zip(val)
+                        .map(|(&f, &v)| (v * inv[f as usize]) as f64 * w[[f as usize, c]] as f64)
+                        .sum();
+                    want[[r, c]] =
+                        (sum + b[c] as f64) * norms[r].scale as f64 + norms[r].shift as f64;
+                }
+            }
+            for &threads in thread_counts {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut out = Array2::zeros((n, d));
+                pool.install(|| decode_sparse_into(&codes, w, b.view(), Some(&inv), &mut out));
+                for ((r, c), &got) in out.indexed_iter() {
+                    let want = want[[r, c]];
+                    assert!(
+                        (got as f64 - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "{n} x {d} (+{skip}), {threads} threads, [{r}, {c}]: {got} vs {want}"
+                    );
+                }
             }
         }
-        for threads in [1, 2, 3, 5] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let mut out = Array2::zeros((n, d));
-            pool.install(|| decode_sparse_into(&codes, w.view(), b.view(), Some(&inv), &mut out));
-            for ((r, c), &got) in out.indexed_iter() {
-                let want = want[[r, c]];
-                assert!(
-                    (got as f64 - want).abs() <= 1e-4 * want.abs().max(1.0),
-                    "{threads} threads, [{r}, {c}]: {got} vs {want}"
+    }
+
+    /// The tiles cover every column once, inner edges fall on the decoder's cache lines, and
+    /// accumulators fit their budget.
+    #[test]
+    fn decode_grid_tiles_are_line_aligned_and_fit_the_accumulator_budget() {
+        for (n, d, threads, skip) in [(1024, 2304, 2, 0), (1024, 768, 2, 5), (9, 2304, 2, 3)] {
+            let w = vec![0f32; 16 + d];
+            let base = w[skip..].as_ptr();
+            let grid = DecodeGrid::new(n, d, threads, base);
+            assert_eq!(grid.tiles.first().unwrap().start, 0);
+            assert_eq!(grid.tiles.last().unwrap().end, d);
+            assert!(grid.tiles.len() >= threads);
+            for pair in grid.tiles.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+                // The address of this column in row 0 (every row when `d` is a multiple of 16).
+                let addr = base as usize + 4 * pair[1].start;
+                assert_eq!(
+                    addr % 64,
+                    0,
+                    "{n} x {d}: edge {} not on a line",
+                    pair[1].start
+                );
+            }
+            for tile in &grid.tiles {
+                assert!(4 * n * tile.len() <= DECODE_ACC_BYTES + 4 * n * 16);
+                assert_eq!(
+                    (base as usize + 4 * tile.start) % 64 / 4,
+                    grid.pad(tile.start)
                 );
             }
         }
