@@ -443,8 +443,7 @@ fn decode_block(
                 }
             }
             if let Some(norm) = norms.map(|n| n[r]) {
-                row.iter_mut()
-                    .for_each(|v| *v = *v * norm.scale + norm.shift);
+                norm.undo(row);
             }
         });
 }
@@ -551,8 +550,7 @@ impl TileAcc {
                 .expect("a column tile's rows are contiguous");
             row.copy_from_slice(self.row(r));
             if let Some(norm) = norms.map(|n| n[r]) {
-                row.iter_mut()
-                    .for_each(|v| *v = *v * norm.scale + norm.shift);
+                norm.undo(row);
             }
         }
     }

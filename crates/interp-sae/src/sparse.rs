@@ -13,6 +13,14 @@ pub struct RowNorm {
     pub scale: f32,
 }
 
+impl RowNorm {
+    /// Maps a decoded row from the normalised space back to the input space, in place.
+    pub(crate) fn undo(self, row: &mut [f32]) {
+        row.iter_mut()
+            .for_each(|v| *v = *v * self.scale + self.shift);
+    }
+}
+
 /// Latent activations of `n` tokens in compressed sparse row form: only non-zero entries.
 ///
 /// Produced by [`crate::Sae::encode_sparse`]; consumed by [`crate::Sae::decode_sparse`], which
