@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::hooks::{BlockHook, HookPoint};
+
 /// The MLP nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,6 +68,31 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The width of one position's activation at `point`, as an SAE or a steering vector sees
+    /// it: `d_model` for the residual stream, embeddings, `hook_attn_out`, `hook_mlp_out` and
+    /// `ln*.hook_normalized`; `d_mlp` for `mlp.hook_pre` / `hook_post`; `n_heads · d_head` for
+    /// the per-head `attn.hook_q/k/v/z` (flattened over heads, as SAELens reads `hook_z`).
+    /// `None` for hooks that have no such width (`hook_scale`, attention scores and pattern).
+    pub fn hook_width(&self, point: &HookPoint) -> Option<usize> {
+        let HookPoint::Block { hook, .. } = point else {
+            return match point {
+                HookPoint::LnFinalScale => None,
+                _ => Some(self.d_model),
+            };
+        };
+        match hook {
+            BlockHook::MlpPre | BlockHook::MlpPost => Some(self.d_mlp),
+            BlockHook::AttnQ | BlockHook::AttnK | BlockHook::AttnV | BlockHook::AttnZ => {
+                Some(self.n_heads * self.d_head)
+            }
+            BlockHook::AttnScores
+            | BlockHook::AttnPattern
+            | BlockHook::Ln1Scale
+            | BlockHook::Ln2Scale => None,
+            _ => Some(self.d_model),
+        }
+    }
+
     /// GPT-2 small's shape (124M parameters): 12 layers, d_model 768, 12 heads, d_mlp 3072,
     /// vocabulary 50257, context 1024.
     pub fn gpt2_small() -> Self {

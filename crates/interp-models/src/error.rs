@@ -163,6 +163,14 @@ pub enum Error {
         /// Its value.
         value: f64,
     },
+    /// A fallible hook function (see [`crate::HookSpec::hook_with`]) failed.
+    #[error("hook on `{hook}` failed: {message}")]
+    HookFailed {
+        /// The hook point.
+        hook: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Model download or cache lookup failed (the `hub` feature).
     #[error("hub: {0}")]
     Hub(String),

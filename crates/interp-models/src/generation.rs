@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
 use crate::hooks::HookSpec;
-use crate::transformer::{Batch, HookedTransformer, KvCache};
+use crate::transformer::{Batch, HookedTransformer, KvCache, PaddingSide, Pass};
 
 /// When the hooks of a [`HookSpec`] run during generation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,6 +19,10 @@ pub enum HookMode {
     /// on the prompt's keys and values persists; without it, later steps recompute the prompt
     /// without hooks.
     PromptOnly,
+    /// On the positions of generated tokens only (every hook as if it had
+    /// [`crate::hooks::Positions::Generated`]): the prompt is read unsteered, with or without
+    /// the KV cache.
+    GeneratedOnly,
 }
 
 /// Generation settings. `temperature = 0` is greedy decoding.
@@ -92,6 +96,17 @@ impl GenerateOptions {
     }
 }
 
+/// One continuation from [`HookedTransformer::generate_batch`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generation {
+    /// The generated token ids (the prompt not included; ends with the end-of-sequence token
+    /// when generation stopped there).
+    pub tokens: Vec<u32>,
+    /// `log p(tokens[i] | prompt, tokens[..i])` under the model as run (hooks active), from
+    /// its raw logits: before the frequency penalty, temperature, top-k and top-p.
+    pub log_probs: Vec<f32>,
+}
+
 impl<B: Backend> HookedTransformer<B> {
     /// Continues `prompt` and returns prompt + generated tokens, with the hooks of `spec`
     /// active as `opts.hook_mode` says.
@@ -105,53 +120,106 @@ impl<B: Backend> HookedTransformer<B> {
         opts: &GenerateOptions,
         spec: &HookSpec<B>,
     ) -> Result<Vec<u32>> {
+        let generated = self.generate_batch(prompt, 1, opts, spec)?;
+        let mut tokens = prompt.to_vec();
+        tokens.extend(&generated[0].tokens);
+        Ok(tokens)
+    }
+
+    /// `n_samples` continuations of `prompt`, generated together as one batch (one forward per
+    /// step for all of them). Sample `i` draws from its own RNG seeded `opts.seed + i`, so
+    /// sample 0 is what [`Self::generate`] returns with the same options, and each sample is
+    /// the same whatever `n_samples` is. With `stop_at_eos` a sample ends at its
+    /// end-of-sequence token; the batch ends when every sample has.
+    ///
+    /// # Errors
+    /// As [`Self::generate`]; [`Error::EmptyInput`] for `n_samples == 0`.
+    pub fn generate_batch(
+        &self,
+        prompt: &[u32],
+        n_samples: usize,
+        opts: &GenerateOptions,
+        spec: &HookSpec<B>,
+    ) -> Result<Vec<Generation>> {
         opts.validate()?;
         if prompt.is_empty() {
             return Err(Error::EmptyInput { what: "prompt" });
         }
-        let mut rng = StdRng::seed_from_u64(opts.seed);
-        let no_hooks = HookSpec::new();
-        let mut tokens = prompt.to_vec();
-        let mut kv = KvCache::new(self.cfg.n_layers);
-        let budget = opts
-            .max_new_tokens
-            .min(self.cfg.n_ctx.saturating_sub(prompt.len()));
+        if n_samples == 0 {
+            return Err(Error::EmptyInput {
+                what: "generate_batch needs at least one sample",
+            });
+        }
         if prompt.len() > self.cfg.n_ctx {
             return Err(Error::SequenceTooLong {
                 len: prompt.len(),
                 n_ctx: self.cfg.n_ctx,
             });
         }
+        let mut rngs: Vec<StdRng> = (0..n_samples as u64)
+            .map(|i| StdRng::seed_from_u64(opts.seed.wrapping_add(i)))
+            .collect();
+        let no_hooks = HookSpec::new();
+        let mut rows: Vec<Vec<u32>> = vec![prompt.to_vec(); n_samples];
+        let mut out = vec![
+            Generation {
+                tokens: Vec::new(),
+                log_probs: Vec::new(),
+            };
+            n_samples
+        ];
+        let mut done = vec![false; n_samples];
+        let mut kv = KvCache::new(self.cfg.n_layers);
+        let budget = opts
+            .max_new_tokens
+            .min(self.cfg.n_ctx.saturating_sub(prompt.len()));
         for step in 0..budget {
             let step_spec = match opts.hook_mode {
                 HookMode::PromptOnly if step > 0 => &no_hooks,
                 _ => spec,
             };
+            let pass = Pass {
+                step,
+                prompt_len: Some(prompt.len()),
+                generated_only: opts.hook_mode == HookMode::GeneratedOnly,
+            };
             let logits = if opts.use_kv_cache {
-                let new = if step == 0 {
-                    &tokens[..]
+                let new: Vec<Vec<u32>> = if step == 0 {
+                    rows.clone()
                 } else {
-                    &tokens[tokens.len() - 1..]
+                    rows.iter().map(|r| vec![r[r.len() - 1]]).collect()
                 };
-                self.forward_cached(&Batch::single(new), step_spec, &mut kv)?
-                    .0
+                let batch = Batch::padded(&new, PaddingSide::Right);
+                self.run_pass(&batch, step_spec, Some(&mut kv), pass)?.0
             } else {
-                self.run_with_hooks(&Batch::single(&tokens), step_spec)?
+                let batch = Batch::padded(&rows, PaddingSide::Right);
+                self.run_pass(&batch, step_spec, None, pass)?.0
             };
             let [_, n_pos, d_vocab] = logits.dims();
             let last: Vec<f32> = logits
-                .slice([0..1, n_pos - 1..n_pos, 0..d_vocab])
+                .slice([0..n_samples, n_pos - 1..n_pos, 0..d_vocab])
                 .into_data()
                 .convert::<f32>()
                 .into_vec()
                 .expect("f32 data");
-            let next = sample(last, &tokens, opts, &mut rng);
-            tokens.push(next);
-            if opts.stop_at_eos && Some(next) == self.cfg.eos_token_id {
+            for (i, row_logits) in last.chunks_exact(d_vocab).enumerate() {
+                if done[i] {
+                    // Finished rows keep the batch rectangular; what they read is discarded.
+                    let last = *rows[i].last().expect("non-empty");
+                    rows[i].push(last);
+                    continue;
+                }
+                let next = sample(row_logits.to_vec(), &rows[i], opts, &mut rngs[i]);
+                out[i].tokens.push(next);
+                out[i].log_probs.push(log_prob(row_logits, next));
+                rows[i].push(next);
+                done[i] = opts.stop_at_eos && Some(next) == self.cfg.eos_token_id;
+            }
+            if done.iter().all(|&d| d) {
                 break;
             }
         }
-        Ok(tokens)
+        Ok(out)
     }
 
     /// Tokenizes `prompt` (no BOS), generates, and decodes the whole sequence.
@@ -167,6 +235,13 @@ impl<B: Backend> HookedTransformer<B> {
     }
 }
 
+/// `log softmax(logits)[token]`, accumulated in f64.
+fn log_prob(logits: &[f32], token: u32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    (f64::from(logits[token as usize] - max) - sum.ln()) as f32
+}
+
 /// Picks the next token from the last position's logits.
 fn sample(mut logits: Vec<f32>, history: &[u32], opts: &GenerateOptions, rng: &mut StdRng) -> u32 {
     if opts.freq_penalty != 0.0 {
@@ -180,13 +255,24 @@ fn sample(mut logits: Vec<f32>, history: &[u32], opts: &GenerateOptions, rng: &m
     for l in logits.iter_mut() {
         *l /= opts.temperature;
     }
-    // Candidates sorted by logit, descending (stable: ties keep the lower id first).
+    // Candidates by logit, descending (stable: ties keep the lower id first). Only top-k and
+    // top-p need the order; without them every token is a candidate, in id order.
+    let by_logit = |a: &u32, b: &u32| {
+        let (la, lb) = (logits[*a as usize], logits[*b as usize]);
+        lb.total_cmp(&la).then(a.cmp(b))
+    };
     let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-    order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
     if let Some(k) = opts.top_k {
-        order.truncate(k.max(1));
+        let k = k.max(1);
+        if k < order.len() {
+            order.select_nth_unstable_by(k - 1, by_logit);
+            order.truncate(k);
+        }
+        order.sort_by(by_logit);
+    } else if opts.top_p.is_some() {
+        order.sort_by(by_logit);
     }
-    let max = logits[order[0] as usize];
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut probs: Vec<f32> = order
         .iter()
         .map(|&t| (logits[t as usize] - max).exp())

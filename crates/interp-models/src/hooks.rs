@@ -21,6 +21,7 @@ use std::rc::Rc;
 use std::str::FromStr;
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -403,6 +404,18 @@ impl NameFilter {
         }
     }
 
+    /// A filter passing what either passes.
+    pub fn union(self, other: NameFilter) -> NameFilter {
+        match (self, other) {
+            (NameFilter::None, f) | (f, NameFilter::None) => f,
+            (NameFilter::All, _) | (_, NameFilter::All) => NameFilter::All,
+            (NameFilter::Patterns(mut a), NameFilter::Patterns(b)) => {
+                a.extend(b.into_iter().filter(|p| !a.contains(p)).collect::<Vec<_>>());
+                NameFilter::Patterns(a)
+            }
+        }
+    }
+
     /// The matching hook points of a model with `n_layers` blocks. A pattern that matches no
     /// hook point is an error (a typo must not silently cache nothing).
     pub fn resolve(&self, n_layers: usize) -> Result<BTreeSet<HookPoint>> {
@@ -463,20 +476,78 @@ pub enum Intervention<B: Backend> {
 /// activation of the same shape.
 pub type HookFn<B> = Rc<dyn Fn(Activation<B>, HookPoint) -> Activation<B>>;
 
+/// A fallible hook function that also sees where it runs ([`HookContext`]).
+pub type ContextHookFn<B> = Rc<dyn Fn(Activation<B>, &HookContext) -> Result<Activation<B>>>;
+
+/// Which positions a hook acts on. Positions are absolute: with a KV cache, a pass over new
+/// tokens covers positions `[offset, offset + n_pos)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positions {
+    /// Every position of every pass.
+    #[default]
+    All,
+    /// The prompt's positions. Outside generation every position is a prompt position.
+    Prompt,
+    /// The positions of generated tokens (from the prompt's length on): during generation with
+    /// a KV cache, every pass after the first. Outside generation there are none. The first
+    /// generated token is predicted from the prompt, so it is not steered by such a hook.
+    Generated,
+    /// These absolute positions; each is handed to the hook as a slice with a position
+    /// dimension of size 1. Outside generation a position past the sequence is an error.
+    At(Vec<usize>),
+}
+
+/// Where a hook runs: handed to [`HookSpec::hook_with`] functions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookContext {
+    /// The hook point.
+    pub point: HookPoint,
+    /// Absolute position of the first position of the activation handed to the hook.
+    pub offset: usize,
+    /// Generation step: 0 for the first pass (the prompt, or any forward outside generation),
+    /// `k` for the pass that feeds the `k`-th generated token.
+    pub step: usize,
+    /// The prompt's length during generation; `None` outside it.
+    pub prompt_len: Option<usize>,
+}
+
 enum Action<B: Backend> {
     Fn(HookFn<B>),
+    Context(ContextHookFn<B>),
     Intervention(Intervention<B>),
+}
+
+impl<B: Backend> Clone for Action<B> {
+    fn clone(&self) -> Self {
+        match self {
+            Action::Fn(f) => Action::Fn(Rc::clone(f)),
+            Action::Context(f) => Action::Context(Rc::clone(f)),
+            Action::Intervention(i) => Action::Intervention(i.clone()),
+        }
+    }
 }
 
 struct Hook<B: Backend> {
     point: HookPoint,
-    positions: Option<Vec<usize>>,
+    positions: Positions,
     action: Action<B>,
+}
+
+impl<B: Backend> Clone for Hook<B> {
+    fn clone(&self) -> Self {
+        Hook {
+            point: self.point,
+            positions: self.positions.clone(),
+            action: self.action.clone(),
+        }
+    }
 }
 
 /// What to do during one forward pass: which activations to cache, which hooks to run, and
 /// where to stop. Built with `with_*`-style methods and passed by reference to each forward;
-/// it never modifies the model.
+/// it never modifies the model. Specs are values: cloning one shares its hook functions, and
+/// [`HookSpec::merge`] combines two (for example a steering plan and a cache filter).
 ///
 /// ```
 /// use interp_models::prelude::*;
@@ -488,6 +559,31 @@ pub struct HookSpec<B: Backend> {
     cache: NameFilter,
     hooks: Vec<Hook<B>>,
     stop_at_layer: Option<usize>,
+}
+
+impl<B: Backend> Clone for HookSpec<B> {
+    fn clone(&self) -> Self {
+        HookSpec {
+            cache: self.cache.clone(),
+            hooks: self.hooks.clone(),
+            stop_at_layer: self.stop_at_layer,
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for HookSpec<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hooks: Vec<String> = self
+            .hooks
+            .iter()
+            .map(|h| format!("{} {:?}", h.point, h.positions))
+            .collect();
+        f.debug_struct("HookSpec")
+            .field("cache", &self.cache)
+            .field("hooks", &hooks)
+            .field("stop_at_layer", &self.stop_at_layer)
+            .finish()
+    }
 }
 
 impl<B: Backend> Default for HookSpec<B> {
@@ -522,46 +618,78 @@ impl<B: Backend> HookSpec<B> {
 
     /// Runs `f` on the activation at `point` (all positions); its return value replaces it.
     pub fn hook(
-        mut self,
+        self,
         point: HookPoint,
         f: impl Fn(Activation<B>, HookPoint) -> Activation<B> + 'static,
     ) -> Self {
-        self.hooks.push(Hook {
-            point,
-            positions: None,
-            action: Action::Fn(Rc::new(f)),
-        });
-        self
+        self.push(point, Positions::All, Action::Fn(Rc::new(f)))
     }
 
     /// Runs `f` on the slice of the activation at each of `positions` (query positions for
     /// attention scores/pattern); each slice keeps a position dimension of size 1.
     pub fn hook_at(
-        mut self,
+        self,
         point: HookPoint,
         positions: impl IntoIterator<Item = usize>,
         f: impl Fn(Activation<B>, HookPoint) -> Activation<B> + 'static,
     ) -> Self {
-        self.hooks.push(Hook {
-            point,
-            positions: Some(positions.into_iter().collect()),
-            action: Action::Fn(Rc::new(f)),
-        });
-        self
+        let positions = Positions::At(positions.into_iter().collect());
+        self.push(point, positions, Action::Fn(Rc::new(f)))
+    }
+
+    /// Runs the fallible `f` on the part of the activation at `point` that `positions` selects,
+    /// telling it where it runs ([`HookContext`]: absolute offset, generation step, prompt
+    /// length). [`Positions::All`], [`Positions::Prompt`] and [`Positions::Generated`] hand
+    /// over one contiguous slice per pass; [`Positions::At`] one slice per position. An error
+    /// from `f` ends the forward with that error.
+    pub fn hook_with(
+        self,
+        point: HookPoint,
+        positions: Positions,
+        f: impl Fn(Activation<B>, &HookContext) -> Result<Activation<B>> + 'static,
+    ) -> Self {
+        self.push(point, positions, Action::Context(Rc::new(f)))
     }
 
     /// Applies a ready-made [`Intervention`] at `point`, at all positions or at `positions`.
     pub fn intervene(
-        mut self,
+        self,
         point: HookPoint,
         positions: Option<Vec<usize>>,
         intervention: Intervention<B>,
     ) -> Self {
+        let positions = positions.map_or(Positions::All, Positions::At);
+        self.intervene_on(point, positions, intervention)
+    }
+
+    /// Applies a ready-made [`Intervention`] at `point` on the positions `positions` selects.
+    pub fn intervene_on(
+        self,
+        point: HookPoint,
+        positions: Positions,
+        intervention: Intervention<B>,
+    ) -> Self {
+        self.push(point, positions, Action::Intervention(intervention))
+    }
+
+    fn push(mut self, point: HookPoint, positions: Positions, action: Action<B>) -> Self {
         self.hooks.push(Hook {
             point,
             positions,
-            action: Action::Intervention(intervention),
+            action,
         });
+        self
+    }
+
+    /// Both specs in one: `self`'s hooks run before `other`'s at a shared hook point, the
+    /// cache filters are united, and the forward stops at the earlier of the two stop layers.
+    pub fn merge(mut self, other: HookSpec<B>) -> Self {
+        self.cache = self.cache.union(other.cache);
+        self.hooks.extend(other.hooks);
+        self.stop_at_layer = match (self.stop_at_layer, other.stop_at_layer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self
     }
 
@@ -573,6 +701,11 @@ impl<B: Backend> HookSpec<B> {
     /// The layer to stop at, if any.
     pub fn stop_layer(&self) -> Option<usize> {
         self.stop_at_layer
+    }
+
+    /// The hook points this spec hooks (with repeats, in the order hooks were added).
+    pub fn hooked_points(&self) -> impl Iterator<Item = HookPoint> + '_ {
+        self.hooks.iter().map(|h| h.point)
     }
 
     /// Whether this spec does nothing (no cache, no hooks, no early stop).
@@ -608,6 +741,9 @@ impl<B: Backend> HookSpec<B> {
             hooked,
             cache: ActivationCache::default(),
             offset: 0,
+            step: 0,
+            prompt_len: None,
+            generated_only: false,
         })
     }
 }
@@ -622,6 +758,12 @@ pub(crate) struct HookRun<'a, B: Backend> {
     /// Absolute position of the first position in this pass (non-zero with a KV cache), so
     /// positional hooks address absolute positions.
     pub(crate) offset: usize,
+    /// Generation step (0 outside generation).
+    pub(crate) step: usize,
+    /// The prompt's length during generation.
+    pub(crate) prompt_len: Option<usize>,
+    /// Restrict every hook to generated positions ([`crate::HookMode::GeneratedOnly`]).
+    pub(crate) generated_only: bool,
 }
 
 impl<B: Backend> HookRun<'_, B> {
@@ -648,18 +790,59 @@ impl<B: Backend> HookRun<'_, B> {
         Ok(T::from_activation(act).expect("hooks keep the rank (checked in run_hook)"))
     }
 
+    fn context(&self, point: HookPoint, offset: usize) -> HookContext {
+        HookContext {
+            point,
+            offset,
+            step: self.step,
+            prompt_len: self.prompt_len,
+        }
+    }
+
     fn run_hook(&self, hook: &Hook<B>, act: Activation<B>) -> Result<Activation<B>> {
         let point = hook.point;
-        let Some(positions) = &hook.positions else {
-            return call_checked(hook, act);
-        };
         let dim = point.position_dim();
         let n_pos = act.dims()[dim];
-        let mut act = act;
-        for &abs in positions {
+        let (start, end) = (self.offset, self.offset + n_pos);
+        // Generated positions start at the prompt's length; outside generation there are none.
+        let first_generated = self.prompt_len.unwrap_or(usize::MAX);
+        let floor = if self.generated_only {
+            first_generated
+        } else {
+            0
+        };
+        let range = match &hook.positions {
+            Positions::All => start.max(floor)..end,
+            Positions::Prompt => start.max(floor)..end.min(first_generated),
+            Positions::Generated => start.max(first_generated)..end,
+            Positions::At(positions) => return self.run_at(hook, act, positions, floor),
+        };
+        if range.start >= range.end {
+            return Ok(act);
+        }
+        let ctx = self.context(point, range.start);
+        if range.start == start && range.end == end {
+            return call_checked(hook, act, &ctx);
+        }
+        let (local, len) = (range.start - start, range.end - range.start);
+        let edited = call_checked(hook, act.clone().narrow(dim, local, len), &ctx)?;
+        Ok(act.assign_at(dim, local, edited))
+    }
+
+    fn run_at(
+        &self,
+        hook: &Hook<B>,
+        mut act: Activation<B>,
+        positions: &[usize],
+        floor: usize,
+    ) -> Result<Activation<B>> {
+        let point = hook.point;
+        let dim = point.position_dim();
+        let n_pos = act.dims()[dim];
+        for &abs in positions.iter().filter(|&&p| p >= floor) {
             // Positions are absolute; with a KV cache this pass covers [offset, offset + n_pos).
             let Some(p) = abs.checked_sub(self.offset).filter(|p| *p < n_pos) else {
-                if self.offset == 0 {
+                if self.offset == 0 && self.prompt_len.is_none() {
                     return Err(Error::PositionOutOfRange {
                         hook: point.to_string(),
                         position: abs,
@@ -669,7 +852,7 @@ impl<B: Backend> HookRun<'_, B> {
                 continue;
             };
             let slice = act.clone().narrow(dim, p, 1);
-            let edited = call_checked(hook, slice)?;
+            let edited = call_checked(hook, slice, &self.context(point, abs))?;
             act = act.assign_at(dim, p, edited);
         }
         Ok(act)
@@ -688,10 +871,15 @@ impl<B: Backend> HookRun<'_, B> {
     }
 }
 
-fn call_checked<B: Backend>(hook: &Hook<B>, act: Activation<B>) -> Result<Activation<B>> {
+fn call_checked<B: Backend>(
+    hook: &Hook<B>,
+    act: Activation<B>,
+    ctx: &HookContext,
+) -> Result<Activation<B>> {
     let expected = act.dims();
     let out = match &hook.action {
         Action::Fn(f) => f(act, hook.point),
+        Action::Context(f) => f(act, ctx)?,
         Action::Intervention(i) => apply_intervention(i, act, hook.point)?,
     };
     let actual = out.dims();

@@ -49,9 +49,10 @@ pub mod transformer;
 
 pub use config::ModelConfig;
 pub use error::{Error, Result};
-pub use generation::{GenerateOptions, HookMode};
+pub use generation::{GenerateOptions, Generation, HookMode};
 pub use hooks::{
-    Activation, ActivationCache, BlockHook, HookPoint, HookSpec, Intervention, NameFilter,
+    Activation, ActivationCache, BlockHook, HookContext, HookPoint, HookSpec, Intervention,
+    NameFilter, Positions,
 };
 pub use tokenizer::{Encoding, TextTokenizer};
 pub use transformer::{
@@ -70,9 +71,9 @@ pub mod prelude {
     #[cfg(feature = "cuda")]
     pub use crate::Cuda;
     pub use crate::{
-        Activation, ActivationCache, Batch, BlockHook, Cpu, Error, GenerateOptions, HookMode,
-        HookPoint, HookSpec, HookedTransformer, Intervention, KvCache, ModelConfig, NameFilter,
-        PaddingSide, ProcessingOptions, TextTokenizer,
+        Activation, ActivationCache, Batch, BlockHook, Cpu, Error, GenerateOptions, Generation,
+        HookContext, HookMode, HookPoint, HookSpec, HookedTransformer, Intervention, KvCache,
+        ModelConfig, NameFilter, PaddingSide, Positions, ProcessingOptions, TextTokenizer,
     };
     pub use burn::tensor::Tensor;
 }

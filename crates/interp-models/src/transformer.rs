@@ -396,9 +396,7 @@ impl<B: Backend> HookedTransformer<B> {
         batch: &Batch,
         spec: &HookSpec<B>,
     ) -> Result<(Tensor<B, 3>, ActivationCache<B>)> {
-        let mut run = spec.start(self.cfg.n_layers)?;
-        let out = self.forward_inner(batch, &mut run, None)?;
-        Ok((out, run.cache))
+        self.run_pass(batch, spec, None, Pass::default())
     }
 
     /// Forward over new tokens only, reading and extending `kv` (incremental decoding). Hooks
@@ -410,7 +408,26 @@ impl<B: Backend> HookedTransformer<B> {
         spec: &HookSpec<B>,
         kv: &mut KvCache<B>,
     ) -> Result<(Tensor<B, 3>, ActivationCache<B>)> {
+        self.run_pass(batch, spec, Some(kv), Pass::default())
+    }
+
+    /// One forward pass, with or without a KV cache, that hooks see as generation step
+    /// `pass.step` (see [`crate::hooks::HookContext`]). On error `kv` is left as it was.
+    pub(crate) fn run_pass(
+        &self,
+        batch: &Batch,
+        spec: &HookSpec<B>,
+        kv: Option<&mut KvCache<B>>,
+        pass: Pass,
+    ) -> Result<(Tensor<B, 3>, ActivationCache<B>)> {
         let mut run = spec.start(self.cfg.n_layers)?;
+        run.step = pass.step;
+        run.prompt_len = pass.prompt_len;
+        run.generated_only = pass.generated_only;
+        let Some(kv) = kv else {
+            let out = self.forward_inner(batch, &mut run, None)?;
+            return Ok((out, run.cache));
+        };
         run.offset = kv.len();
         // Tensors are reference-counted: the backup costs no copy of keys and values.
         let backup = kv.clone();
@@ -669,6 +686,17 @@ impl<B: Backend> HookedTransformer<B> {
         let z = run.apply(hp(BlockHook::AttnZ), z)?;
         Ok(z.reshape([n_batch, n_pos, h * dh]))
     }
+}
+
+/// Where a forward pass sits in generation, for the hooks' [`crate::hooks::HookContext`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pass {
+    /// Generation step (0 for the prompt and outside generation).
+    pub(crate) step: usize,
+    /// The prompt's length during generation.
+    pub(crate) prompt_len: Option<usize>,
+    /// Hooks act on generated positions only.
+    pub(crate) generated_only: bool,
 }
 
 /// The attention masks of one forward pass, in both forms: the burn mask of the reference path

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::tensor::{backend::Backend, IndexingUpdateOp, Tensor};
-use interp_models::hooks::{Activation as HookActivation, BlockHook, HookPoint, HookSpec};
+use interp_models::hooks::{Activation as HookActivation, HookPoint, HookSpec, Positions};
 use interp_models::{Batch, HookedTransformer};
 
 use crate::config::{Architecture, Normalization, SaeConfig};
@@ -175,6 +175,50 @@ impl<B: Backend> DeviceSae<B> {
         Ok(acts.matmul(self.w_dec.clone()) + self.b_dec.clone().unsqueeze())
     }
 
+    /// Latent activations `[n, d_sae]` of `x: [n, d_in]` and the per-row factor `[n, 1]` that
+    /// maps the decoder's output space back to the input space (`None` when the SAE does not
+    /// normalise its input, i.e. the factor is 1). A change `Δz` of the latents changes the
+    /// reconstruction in input space by `(Δz[:, S] @ decoder_rows(S)) · factor`, the rule
+    /// steering through an SAE with its error term kept relies on.
+    ///
+    /// # Errors
+    /// [`Error::InputWidth`] for the wrong width.
+    pub fn encode_with_scale(
+        &self,
+        x: Tensor<B, 2>,
+    ) -> Result<(Tensor<B, 2>, Option<Tensor<B, 2>>)> {
+        self.check_width(x.dims()[1])?;
+        let (acts, norm) = self.encode_inner(x);
+        Ok((acts, norm.map(|(_, scale)| scale)))
+    }
+
+    /// The decoder rows of `features` as one unit of each latent adds them to the
+    /// reconstruction, `[k, d_in]`: `W_dec[i]`, divided by `‖W_dec[i]‖` for TopK SAEs that
+    /// rescale their activations by the decoder norm.
+    ///
+    /// # Errors
+    /// [`Error::FeatureOutOfRange`] for a feature `≥ d_sae`.
+    pub fn decoder_rows(&self, features: &[usize]) -> Result<Tensor<B, 2>> {
+        let d_sae = self.cfg.d_sae;
+        if let Some(&feature) = features.iter().find(|&&f| f >= d_sae) {
+            return Err(Error::FeatureOutOfRange {
+                index: feature,
+                d_sae,
+            });
+        }
+        let device = self.w_dec.device();
+        let ids: Vec<i64> = features.iter().map(|&f| f as i64).collect();
+        let ids = Tensor::<B, 1, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(ids, [features.len()]),
+            &device,
+        );
+        let rows = self.w_dec.clone().select(0, ids.clone());
+        Ok(match &self.dec_norm {
+            Some(norm) => rows / norm.clone().select(0, ids).unsqueeze_dim(1),
+            None => rows,
+        })
+    }
+
     /// `(feature_acts, reconstruction)` of `x: [n, d_in]`, the reconstruction in input space.
     ///
     /// # Errors
@@ -220,20 +264,7 @@ pub fn sae_hook_point<B: Backend>(
         .ok_or_else(|| Error::config("<sae config>", "metadata.hook_name is not set"))?;
     let cfg = model.cfg();
     let point = HookPoint::parse_for(name, cfg.n_layers)?;
-    let width = match point {
-        HookPoint::Block { hook, .. } => match hook {
-            BlockHook::MlpPre | BlockHook::MlpPost => Some(cfg.d_mlp),
-            BlockHook::AttnQ | BlockHook::AttnK | BlockHook::AttnV | BlockHook::AttnZ => {
-                Some(cfg.n_heads * cfg.d_head)
-            }
-            BlockHook::AttnScores
-            | BlockHook::AttnPattern
-            | BlockHook::Ln1Scale
-            | BlockHook::Ln2Scale => None,
-            _ => Some(cfg.d_model),
-        },
-        _ => Some(cfg.d_model),
-    };
+    let width = cfg.hook_width(&point);
     match width {
         Some(w) if w == sae.d_in => Ok(point),
         Some(w) => Err(Error::HookWidth {
@@ -245,6 +276,81 @@ pub fn sae_hook_point<B: Backend>(
             what: format!("an SAE on `{name}`"),
         }),
     }
+}
+
+/// Where an SAE attached with [`attach_sae`] leaves what it computed in the last forward pass
+/// that reached its hook.
+#[derive(Clone)]
+pub struct SaeCapture<B: Backend> {
+    hook: HookPoint,
+    slot: Captured<B>,
+}
+
+impl<B: Backend> SaeCapture<B> {
+    /// The hook the SAE reads.
+    pub fn hook(&self) -> HookPoint {
+        self.hook
+    }
+
+    /// `(feature_acts [batch, pos, d_sae], sae_out [batch, pos, d_in])` of the last pass, taken
+    /// out (`None` if no pass has reached the hook since the last take).
+    pub fn take(&self) -> Option<(Tensor<B, 3>, Tensor<B, 3>)> {
+        self.slot.borrow_mut().take()
+    }
+}
+
+/// Adds `sae` at its hook (`metadata.hook_name`) to `spec`, so one forward pass caches what
+/// `spec` asks for and runs the SAE (SAELens `HookedSAETransformer`): the returned
+/// [`SaeCapture`] holds the latents and reconstruction afterwards. With `splice` the
+/// reconstruction replaces the activation downstream, otherwise the forward is unchanged. The
+/// SAE runs after the hooks already in `spec` at that point, and a cache of that hook records
+/// the activation after it.
+///
+/// # Errors
+/// See [`sae_hook_point`].
+pub fn attach_sae<B: Backend>(
+    spec: HookSpec<B>,
+    model: &HookedTransformer<B>,
+    sae: &DeviceSae<B>,
+    splice: bool,
+) -> Result<(HookSpec<B>, SaeCapture<B>)> {
+    let hook = sae_hook_point(model, sae.config())?;
+    let captured: Captured<B> = Rc::default();
+    let slot = Rc::clone(&captured);
+    let module = sae.clone();
+    let spec = spec.hook_with(hook, Positions::All, move |act, ctx| {
+        let dims = act.dims();
+        let (b, p) = (dims[0], dims[1]);
+        let flat: Tensor<B, 2> = match act.clone() {
+            HookActivation::Rank3(t) => t.reshape([b * p, dims[2]]),
+            HookActivation::Rank4(t) => t.reshape([b * p, dims[2] * dims[3]]),
+        };
+        let (acts, recon) = module
+            .forward(flat)
+            .map_err(|e| interp_models::Error::HookFailed {
+                hook: ctx.point.to_string(),
+                message: e.to_string(),
+            })?;
+        let d_sae = acts.dims()[1];
+        let recon3: Tensor<B, 3> = recon.clone().reshape([b, p, recon.dims()[1]]);
+        *slot.borrow_mut() = Some((acts.reshape([b, p, d_sae]), recon3.clone()));
+        if !splice {
+            return Ok(act);
+        }
+        Ok(match act {
+            HookActivation::Rank3(_) => HookActivation::Rank3(recon3),
+            HookActivation::Rank4(_) => {
+                HookActivation::Rank4(recon.reshape([b, p, dims[2], dims[3]]))
+            }
+        })
+    });
+    Ok((
+        spec,
+        SaeCapture {
+            hook,
+            slot: captured,
+        },
+    ))
 }
 
 /// Runs `model` on `batch` with `sae` at its hook (`metadata.hook_name`) and returns the
@@ -259,38 +365,11 @@ pub fn run_with_sae<B: Backend>(
     sae: &DeviceSae<B>,
     splice: bool,
 ) -> Result<SaeRun<B>> {
-    let hook = sae_hook_point(model, sae.config())?;
-    let captured: Captured<B> = Rc::default();
-    let slot = Rc::clone(&captured);
-    let module = sae.clone();
-    let spec = HookSpec::new().hook(hook, move |act, _| {
-        let dims = act.dims();
-        let (b, p) = (dims[0], dims[1]);
-        let flat: Tensor<B, 2> = match act.clone() {
-            HookActivation::Rank3(t) => t.reshape([b * p, dims[2]]),
-            HookActivation::Rank4(t) => t.reshape([b * p, dims[2] * dims[3]]),
-        };
-        let (acts, recon) = module.forward(flat).expect("width checked before the run");
-        let d_sae = acts.dims()[1];
-        let recon3: Tensor<B, 3> = recon.clone().reshape([b, p, recon.dims()[1]]);
-        *slot.borrow_mut() = Some((acts.reshape([b, p, d_sae]), recon3.clone()));
-        if !splice {
-            return act;
-        }
-        match act {
-            HookActivation::Rank3(_) => HookActivation::Rank3(recon3),
-            HookActivation::Rank4(_) => {
-                HookActivation::Rank4(recon.reshape([b, p, dims[2], dims[3]]))
-            }
-        }
-    });
+    let (spec, capture) = attach_sae(HookSpec::new(), model, sae, splice)?;
     let logits = model.run_with_hooks(batch, &spec)?;
-    let (feature_acts, sae_out) = captured
-        .borrow_mut()
-        .take()
-        .expect("the hook runs once per forward");
+    let (feature_acts, sae_out) = capture.take().expect("the hook runs once per forward");
     Ok(SaeRun {
-        hook,
+        hook: capture.hook(),
         logits,
         feature_acts,
         sae_out,
