@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use interp_models::{Batch, HookPoint, HookedTransformer, NameFilter};
+use interp_models::{HookPoint, HookedTransformer};
 use interp_sae::Sae;
 use serde::{Deserialize, Serialize};
 
@@ -245,51 +245,8 @@ fn mean_activation<B: Backend>(
     prompts: &[Vec<u32>],
     select: &TokenSelection,
 ) -> Result<Vec<f32>> {
-    if prompts.is_empty() {
-        return Err(Error::invalid(
-            "contrastive prompts",
-            "a prompt set is empty",
-        ));
-    }
-    let width = model
-        .cfg()
-        .hook_width(&hook)
-        .ok_or_else(|| Error::UnsteerableHook {
-            hook: hook.to_string(),
-        })?;
-    let mut sum = vec![0.0f64; width];
-    for prompt in prompts {
-        let (_, cache) = model.run_with_cache(
-            &Batch::single(prompt),
-            NameFilter::patterns([hook.to_string()]),
-        )?;
-        let act = cache.get(&hook).expect("the hook was cached");
-        let values: Vec<f32> = act.to_data().convert::<f32>().into_vec().expect("f32 data");
-        let n_pos = prompt.len();
-        let positions: Vec<usize> = match select {
-            TokenSelection::Last => vec![n_pos - 1],
-            TokenSelection::All => (0..n_pos).collect(),
-            TokenSelection::At(ps) => ps.clone(),
-        };
-        if let Some(&p) = positions.iter().find(|&&p| p >= n_pos) {
-            return Err(Error::invalid(
-                "contrastive positions",
-                format!("position {p} is past a prompt of {n_pos} tokens"),
-            ));
-        }
-        if positions.is_empty() {
-            return Err(Error::invalid(
-                "contrastive positions",
-                "no position selected",
-            ));
-        }
-        let w = 1.0 / positions.len() as f64;
-        for p in positions {
-            for (s, v) in sum.iter_mut().zip(&values[p * width..(p + 1) * width]) {
-                *s += w * f64::from(*v);
-            }
-        }
-    }
-    let n = prompts.len() as f64;
-    Ok(sum.into_iter().map(|s| (s / n) as f32).collect())
+    let mean = crate::features::mean_over_prompts(model, hook, prompts, select, |rows| {
+        Ok(rows.mean_axis(ndarray::Axis(0)).expect("at least one row"))
+    })?;
+    Ok(mean.to_vec())
 }

@@ -11,6 +11,8 @@
 //!   and layers, with seed 003's layer [`Schedule`]s. Plans serialise to JSON, clone, merge,
 //!   and compile to an [`interp_models::HookSpec`] ([`SteeringPlan::hook_spec`]) that merges
 //!   with other hooks or a cache filter.
+//! - [`contrastive_features`]: the SAE features that separate two prompt sets at chosen
+//!   positions ("top features at the last token").
 //! - [`generate_samples`], [`run_setting`], [`sweep`]: seeded, batched steered generation
 //!   with the KV cache and the plan active at every step; text, ids and per-token log-probs.
 //! - [`Scorer`]s that need no remote judge: [`LexiconRate`], [`DistinctN`],
@@ -38,6 +40,7 @@
 mod apply;
 pub mod direction;
 pub mod error;
+pub mod features;
 pub mod generate;
 pub mod lexicon;
 pub mod plan;
@@ -47,6 +50,7 @@ pub mod score;
 
 pub use direction::{Direction, FeatureDirectionOptions, TokenSelection};
 pub use error::{Error, Result};
+pub use features::contrastive_features;
 pub use generate::{generate_samples, run_setting, sweep, Sample, SettingResult};
 pub use interp_models::Positions;
 pub use plan::{Op, RescaleBasis, Schedule, SteeringPlan, Step};
@@ -60,8 +64,9 @@ pub use score::{
 /// Everything needed for everyday use.
 pub mod prelude {
     pub use crate::{
-        generate_samples, run_setting, sweep, Direction, DistinctN, FeatureDirectionOptions,
-        LexiconRate, NeutralKl, Op, Positions, RescaleBasis, SaeSet, Sample, Schedule, Scorer,
-        SettingResult, SteeringPlan, SteeringReport, TokenSelection, UnsteeredLogProb,
+        contrastive_features, generate_samples, run_setting, sweep, Direction, DistinctN,
+        FeatureDirectionOptions, LexiconRate, NeutralKl, Op, Positions, RescaleBasis, SaeSet,
+        Sample, Schedule, Scorer, SettingResult, SteeringPlan, SteeringReport, TokenSelection,
+        UnsteeredLogProb,
     };
 }

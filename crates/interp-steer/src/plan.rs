@@ -390,3 +390,147 @@ fn check_vector(v: &[f32], what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn schedules_follow_seed_003s_formulas() {
+        assert_eq!(Schedule::Constant.coefficient(3.0, 7), 3.0);
+        let e = Schedule::Exponential { alpha: -0.05 };
+        assert!((e.coefficient(8.0, 10) - 8.0 * (-0.5f32).exp()).abs() < 1e-6);
+        let l = Schedule::Linear {
+            l_start: 2,
+            l_end: 12,
+            s_end: 1.0,
+        };
+        assert!((l.coefficient(6.0, 2) - 6.0).abs() < 1e-6);
+        assert!((l.coefficient(6.0, 12) - 1.0).abs() < 1e-6);
+        assert!((l.coefficient(6.0, 7) - 3.5).abs() < 1e-6);
+        let flat = Schedule::Linear {
+            l_start: 4,
+            l_end: 4,
+            s_end: 1.0,
+        };
+        assert_eq!(flat.coefficient(6.0, 9), 6.0);
+    }
+
+    #[test]
+    fn add_across_layers_gives_each_layer_its_coefficient() {
+        let d = Direction::new(vec![1.0, 0.0], "d").unwrap();
+        let dirs: Vec<(HookPoint, Direction)> = (0..3)
+            .map(|l| (HookPoint::resid_post(l), d.clone()))
+            .collect();
+        let plan = SteeringPlan::new().add_across_layers(
+            &dirs,
+            2.0,
+            Schedule::Exponential { alpha: -1.0 },
+            Positions::All,
+        );
+        let cs: Vec<f32> = plan
+            .steps
+            .iter()
+            .map(|s| match s.op {
+                Op::Add { coefficient, .. } => coefficient,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(cs.len(), 3);
+        for (l, c) in cs.iter().enumerate() {
+            assert!((c - 2.0 * (-(l as f32)).exp()).abs() < 1e-6);
+        }
+        assert_eq!(plan.steps[2].hook, "blocks.2.hook_resid_post");
+    }
+
+    #[test]
+    fn merging_keeps_order_and_refuses_conflicting_sae_sources() {
+        let d = Direction::new(vec![1.0], "d").unwrap();
+        let a = SteeringPlan::new()
+            .add(HookPoint::resid_pre(0), &d, 1.0, Positions::All)
+            .with_sae_source("s", "a/path");
+        let b = SteeringPlan::new()
+            .clamp(
+                HookPoint::resid_pre(1),
+                "s",
+                &[(0, 1.0)],
+                false,
+                Positions::Prompt,
+            )
+            .with_sae_source("s", "a/path");
+        let merged = a.clone().merge(b.clone()).unwrap();
+        assert_eq!(merged.steps.len(), 2);
+        assert_eq!(merged.steps[1].positions, Positions::Prompt);
+        let other = b.with_sae_source("s", "another/path");
+        assert!(matches!(a.merge(other), Err(Error::Invalid { .. })));
+        let scaled = merged.scaled(3.0);
+        assert!(matches!(scaled.steps[0].op, Op::Add { coefficient, .. } if coefficient == 3.0));
+    }
+
+    fn positions() -> impl Strategy<Value = Positions> {
+        prop_oneof![
+            Just(Positions::All),
+            Just(Positions::Prompt),
+            Just(Positions::Generated),
+            proptest::collection::vec(0usize..100, 0..4).prop_map(Positions::At),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let v = proptest::collection::vec(-10.0f32..10.0, 1..5);
+        prop_oneof![
+            (v.clone(), -50.0f32..50.0, "[a-z ]{0,8}").prop_map(
+                |(direction, coefficient, label)| {
+                    Op::Add {
+                        direction,
+                        coefficient,
+                        label,
+                    }
+                }
+            ),
+            (
+                proptest::collection::vec((0usize..100, -5.0f32..5.0), 1..4),
+                any::<bool>()
+            )
+                .prop_map(|(features, only_active)| Op::Clamp {
+                    sae: "s".into(),
+                    features,
+                    only_active,
+                }),
+            (
+                proptest::collection::vec(0usize..100, 1..4),
+                -3.0f32..3.0,
+                any::<bool>()
+            )
+                .prop_map(|(features, factor, unit)| Op::Rescale {
+                    sae: "s".into(),
+                    features,
+                    factor,
+                    basis: if unit {
+                        RescaleBasis::UnitDecoder
+                    } else {
+                        RescaleBasis::Contribution
+                    },
+                }),
+            v.prop_map(|direction| Op::Ablate {
+                direction: direction.into_iter().map(|x| x + 20.0).collect(),
+                label: String::new(),
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn plans_round_trip_through_json(
+            steps in proptest::collection::vec((0usize..12, positions(), op()), 0..5)
+        ) {
+            let mut plan = SteeringPlan::new();
+            for (layer, p, op) in steps {
+                plan = plan.step(HookPoint::resid_pre(layer), p, op);
+            }
+            let back = SteeringPlan::from_json(&plan.to_json()).unwrap();
+            prop_assert_eq!(back, plan);
+        }
+    }
+}

@@ -250,3 +250,60 @@ fn mean(xs: &[f64]) -> f64 {
     }
     xs.iter().sum::<f64>() / xs.len() as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, tokens: Vec<u32>) -> Sample {
+        Sample {
+            tokens,
+            text: text.into(),
+            log_probs: vec![],
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn words_are_lower_cased_letter_runs() {
+        assert_eq!(
+            words(" I'm so Happy :) — ravi, enchanté!"),
+            ["i", "m", "so", "happy", "ravi", "enchanté"]
+        );
+    }
+
+    #[test]
+    fn lexicon_rates_count_words_in_the_list() {
+        let samples = [
+            sample(" happy happy sad dog", vec![]),
+            sample(" cat glad", vec![]),
+        ];
+        let input = ScoreInput {
+            prompt: &[],
+            samples: &samples,
+        };
+        let happy = LexiconRate::new("happy", ["Happy", "glad"]);
+        assert_eq!(happy.counts(&samples), (3, 6));
+        assert!((happy.score(&input).unwrap() - 0.5).abs() < 1e-12);
+        let among = LexiconRate::among("happy", ["happy", "glad"], ["sad", "angry"]);
+        assert_eq!(among.counts(&samples), (3, 4));
+        let none = LexiconRate::among("x", ["zebra"], ["yak"]);
+        assert_eq!(none.score(&input).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn distinct_n_sees_repetition() {
+        let samples = [
+            sample("", vec![1, 2, 3, 4, 5]),
+            sample("", vec![7, 7, 7, 7, 7]),
+            sample("", vec![9]),
+        ];
+        let input = ScoreInput {
+            prompt: &[],
+            samples: &samples,
+        };
+        // 4/4 distinct bigrams, then 1/4; the one-token sample is skipped.
+        assert!((DistinctN(2).score(&input).unwrap() - 0.625).abs() < 1e-12);
+        assert!(DistinctN(0).score(&input).is_err());
+    }
+}

@@ -574,6 +574,28 @@ pub fn emotion_prompts(mood: Mood, lang: Lang) -> [String; 5] {
         .map(|(f, r)| render_mood_frame(lex.openers[f], word, mood, reasons[r]))
 }
 
+/// Each of [`emotion_prompts`] followed by the opening of a later mention ("I am still",
+/// "Je suis toujours"): prompts that end where the document's mood word comes next, so the
+/// model's state at the last token carries the mood without a mood word there. Features read
+/// at that token are the ones that make the model *produce* the mood (steering features),
+/// unlike the features of the mood word itself, which predict its emoticon.
+pub fn mood_context_prompts(mood: Mood, lang: Lang) -> [String; 5] {
+    let then = match lang {
+        Lang::En => "I am still",
+        Lang::Fr => "Je suis toujours",
+    };
+    emotion_prompts(mood, lang).map(|p| format!("{p} {then}"))
+}
+
+/// The opening of a document before its mood is stated ("Today I am", "Aujourd'hui, je
+/// suis"): a neutral prompt whose next word is a mood word of any mood.
+pub fn neutral_prompt(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "Today I am",
+        Lang::Fr => "Aujourd'hui, je suis",
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Generation machinery.
 
