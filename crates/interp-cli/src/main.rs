@@ -9,6 +9,11 @@
 //! interp geometry extremes --sae <PATH> [--matrix dec|enc] [--top N] --out <FILE.json>
 //! interp geometry pairs --sae <PATH> --pairs <FILE.json> [--random N] --out <FILE.json>
 //! interp geometry match --sae-a <PATH> --sae-b <PATH> [--top-k K] --out <FILE>
+//! interp steer [--model <DIR|HUB_ID>] --sae <PATH> (--feature <F>:<C>)... [--mode add|clamp|rescale]
+//!              [--hook <NAME>] (--prompt <TEXT> | --tokens <ID,...>) [--prepend-bos]
+//!              --max-new-tokens <N> [--greedy | [--temperature T] [--top-p P] [--top-k K]
+//!              [--freq-penalty F] [--seed S] [--samples N]] [--positions all|prompt|generated]
+//!              [--plan <FILE.json>] --out <FILE.json> [--logits <FILE.safetensors>]
 //! ```
 
 use std::path::PathBuf;
@@ -16,10 +21,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use interp_models::prelude::*;
-use interp_sae::hooked::{run_with_sae, DeviceSae};
+use interp_sae::hooked::{attach_sae, DeviceSae};
 
 mod geometry;
 mod sae;
+mod steer;
 mod train;
 
 /// Mechanistic interpretability from the command line.
@@ -42,6 +48,8 @@ enum Command {
     Geometry(geometry::GeometryCommand),
     /// Train an SAE from an activation file or from a model over a text corpus.
     Train(train::TrainArgs),
+    /// Generate with SAE features or a steering plan active; samples and the plan as JSON.
+    Steer(steer::SteerArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -90,6 +98,7 @@ fn main() -> ExitCode {
         Command::Sae(cmd) => sae::run(cmd),
         Command::Geometry(cmd) => geometry::run(cmd),
         Command::Train(args) => train::run(args),
+        Command::Steer(args) => steer::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,32 +129,39 @@ fn cache(args: CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
         NameFilter::patterns(args.hooks)
     };
     let batch = Batch::single(&tokens);
-    let (logits, cache) = model.run_with_cache(&batch, filter)?;
+    let spec = HookSpec::new().cache(filter);
+    // The SAE rides on the same forward as the cache.
+    let (spec, capture) = match &args.sae {
+        Some(path) => {
+            let sae = interp_sae::load(path)?;
+            let (spec, capture) = attach_sae(spec, &model, &DeviceSae::new(&sae, &device), false)?;
+            (spec, Some((capture, sae.d_sae())))
+        }
+        None => (spec, None),
+    };
+    let (logits, cache) = model.run(&batch, &spec)?;
     let mut extra = vec![("logits".to_string(), logits.into_data())];
     let mut sae_note = String::new();
-    if let Some(path) = &args.sae {
-        let sae = interp_sae::load(path)?;
-        let run = run_with_sae(&model, &batch, &DeviceSae::new(&sae, &device), false)?;
-        let active = run
-            .feature_acts
+    if let Some((capture, d_sae)) = capture {
+        let (feature_acts, sae_out) = capture.take().ok_or("the SAE's hook did not run")?;
+        let active = feature_acts
             .clone()
             .greater_elem(0.0)
             .int()
             .sum()
             .into_scalar();
         sae_note = format!(
-            " + SAE latents at {} (mean L0 {:.1} of {})",
-            run.hook,
+            " + SAE latents at {} (mean L0 {:.1} of {d_sae})",
+            capture.hook(),
             active as f64 / tokens.len() as f64,
-            sae.d_sae()
         );
         extra.push((
-            format!("{}.hook_sae_acts_post", run.hook),
-            run.feature_acts.into_data(),
+            format!("{}.hook_sae_acts_post", capture.hook()),
+            feature_acts.into_data(),
         ));
         extra.push((
-            format!("{}.hook_sae_recons", run.hook),
-            run.sae_out.into_data(),
+            format!("{}.hook_sae_recons", capture.hook()),
+            sae_out.into_data(),
         ));
     }
     let extra: Vec<(&str, _)> = extra.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();

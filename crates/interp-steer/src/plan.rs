@@ -310,7 +310,8 @@ impl SteeringPlan {
         serde_json::to_string_pretty(self).expect("a plan serialises")
     }
 
-    /// Reads a plan file.
+    /// Reads a plan file: a plan, or a recorded run holding one under `"plan"` (the
+    /// `--out` file of `interp steer`), so a run can be replayed.
     ///
     /// # Errors
     /// [`Error::Io`] if it cannot be read, [`Error::File`] if it is not a valid plan.
@@ -319,10 +320,18 @@ impl SteeringPlan {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_json(&text).map_err(|e| Error::File {
+        let bad = |e: Error| Error::File {
             path: path.to_path_buf(),
             reason: e.to_string(),
-        })
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(Error::invalid("plan", e.to_string())))?;
+        match value.get("plan") {
+            Some(plan) if value.get("steps").is_none() => {
+                Self::from_json(&plan.to_string()).map_err(bad)
+            }
+            _ => Self::from_json(&text).map_err(bad),
+        }
     }
 
     /// Writes the plan as JSON, atomically.

@@ -88,7 +88,11 @@ fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coeff
                 (r.coefficient.unwrap(), gain, coherent(&r.scores))
             })
             .collect();
-        eprintln!("{} (feature {}): (coefficient, gain, coherent) {gains:?}", mood.name(), best.0);
+        eprintln!(
+            "{} (feature {}): (coefficient, gain, coherent) {gains:?}",
+            mood.name(),
+            best.0
+        );
         for r in &results {
             eprintln!("  ×{:?} {:?}", r.coefficient, r.scores);
         }
