@@ -6,6 +6,7 @@
 //! - [`sae`]: sparse autoencoders (`interp-sae`).
 //! - [`geometry`], [`flow`], [`steer`]: analyses built on the two above.
 //! - [`toy`]: the embedded toy world (corpus, tiny GPT-2, SAEs) every example runs on offline.
+//! - [`subject`]: the toy world or a real model and SAE, as the examples load them.
 //! - [`plot`]: the PNG/SVG charts the crates draw (heatmaps, bars, lines), for your own figures.
 
 pub use interp_core::plot;
@@ -15,6 +16,8 @@ pub use interp_models as models;
 pub use interp_sae as sae;
 pub use interp_steer as steer;
 pub use interp_toy as toy;
+
+pub mod subject;
 
 /// Everything needed for everyday use.
 pub mod prelude {

@@ -86,6 +86,18 @@ impl<B: Backend> HookedTransformer<B> {
         Ok(self.tokenizer()?.encode(text, self.bos(prepend_bos))?.ids)
     }
 
+    /// [`Self::to_tokens`] of each text.
+    pub fn to_tokens_each<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        prepend_bos: bool,
+    ) -> Result<Vec<Vec<u32>>> {
+        texts
+            .iter()
+            .map(|t| self.to_tokens(t.as_ref(), prepend_bos))
+            .collect()
+    }
+
     /// Each token as its own string (TransformerLens `to_str_tokens`).
     pub fn to_str_tokens(&self, tokens: &[u32]) -> Result<Vec<String>> {
         self.tokenizer()?.str_tokens(tokens)

@@ -26,6 +26,26 @@ pub fn contrastive_features<B: Backend>(
     select: &TokenSelection,
     k: usize,
 ) -> Result<Vec<(usize, f32)>> {
+    let diff = mean_feature_acts(model, sae, positive, select)?
+        - mean_feature_acts(model, sae, negative, select)?;
+    let mut ranked: Vec<(usize, f32)> = diff.iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(k);
+    Ok(ranked)
+}
+
+/// `sae`'s feature activations `[d_sae]` at the selected positions of `prompts`, averaged over
+/// each prompt's positions, then over prompts (one prompt with [`TokenSelection::Last`]: seed
+/// 002's "activations at the last token"). The SAE reads the hook its config names.
+///
+/// # Errors
+/// As [`contrastive_features`].
+pub fn mean_feature_acts<B: Backend>(
+    model: &HookedTransformer<B>,
+    sae: &Sae,
+    prompts: &[Vec<u32>],
+    select: &TokenSelection,
+) -> Result<Array1<f32>> {
     let name =
         sae.config().metadata.hook_name.clone().ok_or_else(|| {
             Error::invalid("SAE", "its config names no hook (metadata.hook_name)")
@@ -40,19 +60,12 @@ pub fn contrastive_features<B: Backend>(
             width,
         });
     }
-    let encode_mean = |rows: Array2<f32>| -> Result<Array1<f32>> {
+    mean_over_prompts(model, hook, prompts, select, |rows| {
         Ok(sae
             .encode(rows.view())?
             .mean_axis(Axis(0))
             .expect("at least one row"))
-    };
-    let pos = mean_over_prompts(model, hook, positive, select, encode_mean)?;
-    let neg = mean_over_prompts(model, hook, negative, select, encode_mean)?;
-    let diff = pos - neg;
-    let mut ranked: Vec<(usize, f32)> = diff.iter().copied().enumerate().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.truncate(k);
-    Ok(ranked)
+    })
 }
 
 /// Runs each prompt up to `hook`, takes the activation rows `[n_selected, width]` at the

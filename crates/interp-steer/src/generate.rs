@@ -71,73 +71,111 @@ pub struct SettingResult {
     pub scores: std::collections::BTreeMap<String, f64>,
 }
 
-/// Runs one setting: `plan` compiled on `model`, `n_samples` continuations of `prompt`, each
-/// scorer applied to them.
+/// One prompt, sampling settings and scorers, against which plans are run: each
+/// [`Experiment::run`] compiles a plan, generates `samples` continuations and scores them.
 ///
-/// # Errors
-/// The plan's validation errors, the model's errors, the scorers' errors.
-#[allow(clippy::too_many_arguments)]
-pub fn run_setting<B: Backend>(
-    model: &HookedTransformer<B>,
-    saes: &SaeSet,
-    label: impl Into<String>,
-    plan: &SteeringPlan,
-    prompt: &[u32],
-    opts: &GenerateOptions,
-    n_samples: usize,
-    scorers: &[&dyn Scorer],
-) -> Result<SettingResult> {
-    let spec = plan.hook_spec(model, saes)?;
-    let samples = generate_samples(model, prompt, &spec, opts, n_samples)?;
-    let input = ScoreInput {
-        prompt,
-        samples: &samples,
-    };
-    let mut scores = std::collections::BTreeMap::new();
-    for scorer in scorers {
-        scores.insert(scorer.name(), scorer.score(&input)?);
-    }
-    Ok(SettingResult {
-        label: label.into(),
-        coefficient: None,
-        plan: plan.clone(),
-        samples,
-        scores,
-    })
+/// ```no_run
+/// # use interp_models::prelude::*;
+/// # use interp_steer::prelude::*;
+/// # fn demo(model: &HookedTransformer<Cpu>, plan: &SteeringPlan) -> interp_steer::Result<()> {
+/// let prompt = model.to_tokens("Today I am", true)?;
+/// let fluency = UnsteeredLogProb::new(model);
+/// let exp = Experiment::new(model, prompt).samples(20).scorers(vec![&fluency, &DistinctN(2)]);
+/// let base = exp.run("unsteered", &SteeringPlan::new())?;
+/// let swept = exp.sweep(plan, &[0.0, 4.0, 8.0])?;
+/// # Ok(()) }
+/// ```
+pub struct Experiment<'a, B: Backend> {
+    /// The model.
+    pub model: &'a HookedTransformer<B>,
+    /// The SAEs the plans' SAE steps name.
+    pub saes: SaeSet,
+    /// The prompt's token ids.
+    pub prompt: Vec<u32>,
+    /// Sampling settings (default: temperature 1, 20 new tokens, seed 0).
+    pub opts: GenerateOptions,
+    /// Continuations per setting (default 1).
+    pub n_samples: usize,
+    /// The scorers applied to each setting.
+    pub scorers: Vec<&'a dyn Scorer>,
 }
 
-/// A coefficient sweep: `plan` with every `Add` coefficient multiplied by each of
-/// `coefficients` ([`SteeringPlan::scaled`]), one [`SettingResult`] per coefficient.
-///
-/// # Errors
-/// As [`run_setting`].
-#[allow(clippy::too_many_arguments)]
-pub fn sweep<B: Backend>(
-    model: &HookedTransformer<B>,
-    saes: &SaeSet,
-    plan: &SteeringPlan,
-    coefficients: &[f32],
-    prompt: &[u32],
-    opts: &GenerateOptions,
-    n_samples: usize,
-    scorers: &[&dyn Scorer],
-) -> Result<Vec<SettingResult>> {
-    coefficients
-        .iter()
-        .map(|&c| {
-            let scaled = plan.clone().scaled(c);
-            let mut r = run_setting(
-                model,
-                saes,
-                format!("×{c}"),
-                &scaled,
-                prompt,
-                opts,
-                n_samples,
-                scorers,
-            )?;
-            r.coefficient = Some(c);
-            Ok(r)
+impl<'a, B: Backend> Experiment<'a, B> {
+    /// An experiment on `prompt` with default settings, no SAEs and no scorers.
+    pub fn new(model: &'a HookedTransformer<B>, prompt: Vec<u32>) -> Self {
+        Experiment {
+            model,
+            saes: SaeSet::new(),
+            prompt,
+            opts: GenerateOptions::default(),
+            n_samples: 1,
+            scorers: Vec::new(),
+        }
+    }
+
+    /// With these SAEs.
+    pub fn saes(mut self, saes: SaeSet) -> Self {
+        self.saes = saes;
+        self
+    }
+
+    /// With these sampling settings.
+    pub fn options(mut self, opts: GenerateOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// With `n` continuations per setting.
+    pub fn samples(mut self, n: usize) -> Self {
+        self.n_samples = n;
+        self
+    }
+
+    /// With these scorers.
+    pub fn scorers(mut self, scorers: Vec<&'a dyn Scorer>) -> Self {
+        self.scorers = scorers;
+        self
+    }
+
+    /// Runs `plan`: compiled on the model, `n_samples` continuations of the prompt, each scorer
+    /// applied to them.
+    ///
+    /// # Errors
+    /// The plan's validation errors, the model's errors, the scorers' errors.
+    pub fn run(&self, label: impl Into<String>, plan: &SteeringPlan) -> Result<SettingResult> {
+        let spec = plan.hook_spec(self.model, &self.saes)?;
+        let samples =
+            generate_samples(self.model, &self.prompt, &spec, &self.opts, self.n_samples)?;
+        let input = ScoreInput {
+            prompt: &self.prompt,
+            samples: &samples,
+        };
+        let mut scores = std::collections::BTreeMap::new();
+        for scorer in &self.scorers {
+            scores.insert(scorer.name(), scorer.score(&input)?);
+        }
+        Ok(SettingResult {
+            label: label.into(),
+            coefficient: None,
+            plan: plan.clone(),
+            samples,
+            scores,
         })
-        .collect()
+    }
+
+    /// A coefficient sweep: `plan` with every `Add` coefficient multiplied by each of
+    /// `coefficients` ([`SteeringPlan::scaled`]), one [`SettingResult`] per coefficient.
+    ///
+    /// # Errors
+    /// As [`Self::run`].
+    pub fn sweep(&self, plan: &SteeringPlan, coefficients: &[f32]) -> Result<Vec<SettingResult>> {
+        coefficients
+            .iter()
+            .map(|&c| {
+                let mut r = self.run(format!("×{c}"), &plan.clone().scaled(c))?;
+                r.coefficient = Some(c);
+                Ok(r)
+            })
+            .collect()
+    }
 }

@@ -13,8 +13,9 @@
 //!   with other hooks or a cache filter.
 //! - [`contrastive_features`]: the SAE features that separate two prompt sets at chosen
 //!   positions ("top features at the last token").
-//! - [`generate_samples`], [`run_setting`], [`sweep`]: seeded, batched steered generation
-//!   with the KV cache and the plan active at every step; text, ids and per-token log-probs.
+//! - [`generate_samples`] and [`Experiment`] (settings and sweeps, scored): seeded, batched
+//!   steered generation with the KV cache and the plan active at every step; text, ids and
+//!   per-token log-probs.
 //! - [`Scorer`]s that need no remote judge: [`LexiconRate`], [`DistinctN`],
 //!   [`UnsteeredLogProb`], [`NeutralKl`]; [`SteeringReport`] writes JSON, markdown and a
 //!   coefficient-vs-score plot.
@@ -50,23 +51,23 @@ pub mod score;
 
 pub use direction::{Direction, FeatureDirectionOptions, TokenSelection};
 pub use error::{Error, Result};
-pub use features::contrastive_features;
-pub use generate::{generate_samples, run_setting, sweep, Sample, SettingResult};
+pub use features::{contrastive_features, mean_feature_acts};
+pub use generate::{generate_samples, Experiment, Sample, SettingResult};
 pub use interp_models::Positions;
 pub use plan::{Op, RescaleBasis, Schedule, SteeringPlan, Step};
 pub use report::SteeringReport;
 pub use sae_set::SaeSet;
 pub use score::{
-    kl_from_unsteered, words, DistinctN, LexiconRate, NeutralKl, ScoreInput, Scorer,
+    kl_from_unsteered, words, DistinctN, LexiconRate, LexiconVote, NeutralKl, ScoreInput, Scorer,
     UnsteeredLogProb,
 };
 
 /// Everything needed for everyday use.
 pub mod prelude {
     pub use crate::{
-        contrastive_features, generate_samples, run_setting, sweep, Direction, DistinctN,
-        FeatureDirectionOptions, LexiconRate, NeutralKl, Op, Positions, RescaleBasis, SaeSet,
-        Sample, Schedule, Scorer, SettingResult, SteeringPlan, SteeringReport, TokenSelection,
-        UnsteeredLogProb,
+        contrastive_features, generate_samples, mean_feature_acts, Direction, DistinctN,
+        Experiment, FeatureDirectionOptions, LexiconRate, LexiconVote, NeutralKl, Op, Positions,
+        RescaleBasis, SaeSet, Sample, Schedule, Scorer, SettingResult, SteeringPlan,
+        SteeringReport, TokenSelection, UnsteeredLogProb,
     };
 }

@@ -15,13 +15,36 @@ use crate::generate::SettingResult;
 pub struct SteeringReport {
     /// A title for the markdown and the plot.
     pub title: String,
-    /// The prompt, as text.
+    /// The prompt, as text (empty when settings have different prompts).
     pub prompt: String,
+    /// Markdown put under the title (tables an example lays out itself, say).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub summary: String,
     /// The settings, in the order they were run.
     pub settings: Vec<SettingResult>,
 }
 
 impl SteeringReport {
+    /// A report of `settings` run on `prompt`.
+    pub fn new(
+        title: impl Into<String>,
+        prompt: impl Into<String>,
+        settings: Vec<SettingResult>,
+    ) -> Self {
+        SteeringReport {
+            title: title.into(),
+            prompt: prompt.into(),
+            summary: String::new(),
+            settings,
+        }
+    }
+
+    /// With `markdown` under the title.
+    pub fn with_summary(mut self, markdown: impl Into<String>) -> Self {
+        self.summary = markdown.into();
+        self
+    }
+
     /// The names of every score any setting has, sorted.
     pub fn score_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -38,7 +61,13 @@ impl SteeringReport {
     /// continuations of each setting.
     pub fn to_markdown(&self, samples_shown: usize) -> String {
         let names = self.score_names();
-        let mut md = format!("# {}\n\nPrompt: `{}`\n\n", self.title, self.prompt);
+        let mut md = format!("# {}\n\n", self.title);
+        if !self.prompt.is_empty() {
+            let _ = writeln!(md, "Prompt: `{}`\n", self.prompt);
+        }
+        if !self.summary.is_empty() {
+            let _ = writeln!(md, "{}\n", self.summary.trim_end());
+        }
         let _ = writeln!(md, "| setting | samples | {} |", names.join(" | "));
         let _ = writeln!(md, "|---|---|{}", "---|".repeat(names.len()));
         for s in &self.settings {
@@ -70,6 +99,19 @@ impl SteeringReport {
     pub fn write_json(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("a report serialises");
         Ok(interp_core::write_atomic(path, &json)?)
+    }
+
+    /// Writes `report.md` (with `samples_shown` continuations per setting) and `results.json`
+    /// into `dir`, atomically, and returns their paths.
+    ///
+    /// # Errors
+    /// [`crate::Error::Core`] if a file cannot be written.
+    pub fn write_dir(&self, dir: &Path, samples_shown: usize) -> Result<[std::path::PathBuf; 2]> {
+        let md = dir.join("report.md");
+        interp_core::write_atomic(&md, self.to_markdown(samples_shown).as_bytes())?;
+        let json = dir.join("results.json");
+        self.write_json(&json)?;
+        Ok([md, json])
     }
 
     /// Plots each score against the settings' coefficients (settings without a coefficient

@@ -115,6 +115,61 @@ impl Scorer for LexiconRate {
     }
 }
 
+/// Labels each continuation by which word list it uses most (seed 004's happy / sad /
+/// neutral tallies): the label whose words occur most often in the sample, or
+/// [`LexiconVote::NEUTRAL`] when none occurs or the top two tie.
+#[derive(Clone, Debug)]
+pub struct LexiconVote {
+    labels: Vec<(String, HashSet<String>)>,
+}
+
+impl LexiconVote {
+    /// The label of samples with no majority.
+    pub const NEUTRAL: &'static str = "neutral";
+
+    /// A vote between `labels`, each `(name, words)`.
+    pub fn new<S: AsRef<str>>(labels: impl IntoIterator<Item = (String, Vec<S>)>) -> Self {
+        LexiconVote {
+            labels: labels.into_iter().map(|(n, w)| (n, lower(w))).collect(),
+        }
+    }
+
+    /// The label of one continuation.
+    pub fn label(&self, sample: &Sample) -> &str {
+        let words = words(&sample.text);
+        let mut counts: Vec<(usize, &str)> = self
+            .labels
+            .iter()
+            .map(|(name, list)| {
+                (
+                    words.iter().filter(|w| list.contains(*w)).count(),
+                    name.as_str(),
+                )
+            })
+            .collect();
+        counts.sort_by(|a, b| b.0.cmp(&a.0));
+        match counts.as_slice() {
+            [(0, _), ..] | [] => Self::NEUTRAL,
+            [(a, _), (b, _), ..] if a == b => Self::NEUTRAL,
+            [(_, name), ..] => name,
+        }
+    }
+
+    /// How many samples get each label (every label and `neutral` present, possibly 0).
+    pub fn tally(&self, samples: &[Sample]) -> std::collections::BTreeMap<String, usize> {
+        let mut out: std::collections::BTreeMap<String, usize> = self
+            .labels
+            .iter()
+            .map(|(n, _)| (n.clone(), 0))
+            .chain([(Self::NEUTRAL.to_string(), 0)])
+            .collect();
+        for s in samples {
+            *out.entry(self.label(s).to_string()).or_default() += 1;
+        }
+        out
+    }
+}
+
 /// Distinct-n: the number of distinct token n-grams of a continuation over its number of
 /// n-grams, averaged over samples (1 = no repetition; degenerate loops score near 0).
 /// Samples shorter than `n` are skipped.
@@ -289,6 +344,24 @@ mod tests {
         assert_eq!(among.counts(&samples), (3, 4));
         let none = LexiconRate::among("x", ["zebra"], ["yak"]);
         assert_eq!(none.score(&input).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn votes_pick_the_majority_list_or_neutral() {
+        let vote = LexiconVote::new([
+            ("happy".to_string(), vec!["happy", "glad"]),
+            ("sad".to_string(), vec!["sad"]),
+        ]);
+        let samples = [
+            sample(" glad and happy, a bit sad", vec![]),
+            sample(" sad", vec![]),
+            sample(" happy sad", vec![]),
+            sample(" nothing", vec![]),
+        ];
+        let labels: Vec<&str> = samples.iter().map(|s| vote.label(s)).collect();
+        assert_eq!(labels, ["happy", "sad", "neutral", "neutral"]);
+        let tally = vote.tally(&samples);
+        assert_eq!((tally["happy"], tally["sad"], tally["neutral"]), (1, 1, 2));
     }
 
     #[test]

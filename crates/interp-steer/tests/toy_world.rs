@@ -4,7 +4,9 @@
 
 use interp_models::prelude::*;
 use interp_steer::prelude::*;
-use interp_toy::corpus::{mood_context_prompts, mood_words, neutral_prompt, Lang, Mood};
+use interp_toy::corpus::{
+    mood_contexts_against_others, neutral_prompt, words_of_moods, Lang, Mood,
+};
 
 const HOOK: &str = "blocks.3.hook_resid_pre";
 /// The largest drop of the continuations' mean log-prob under the unsteered model, in nats per
@@ -13,7 +15,7 @@ const MAX_LOG_PROB_DROP: f64 = 0.5;
 /// The smallest distinct-2 (token bigrams) at which a setting still counts as coherent.
 const MIN_DISTINCT_2: f64 = 0.9;
 
-fn words_of(moods: &[Mood]) -> Vec<&'static str> {
+fn words_of_moods(moods: &[Mood]) -> Vec<&'static str> {
     moods
         .iter()
         .flat_map(|&m| {
@@ -45,13 +47,8 @@ fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coeff
     };
     let out = tempfile::tempdir().unwrap();
     for mood in [Mood::Happy, Mood::Sad] {
-        let positive = tokens(&mood_context_prompts(mood, Lang::En));
-        let others: Vec<String> = Mood::ALL
-            .iter()
-            .filter(|&&m| m != mood)
-            .flat_map(|&m| mood_context_prompts(m, Lang::En))
-            .collect();
-        let negative = tokens(&others);
+        let (mine, others) = mood_contexts_against_others(mood, Lang::En);
+        let (positive, negative) = (tokens(&mine), tokens(&others));
         let best =
             contrastive_features(model, &sae, &positive, &negative, &TokenSelection::Last, 1)
                 .unwrap()[0];
@@ -61,7 +58,11 @@ fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coeff
         };
         let direction = Direction::from_features(&sae, &[(best.0, 1.0)], unit).unwrap();
         let plan = SteeringPlan::new().add(hook, &direction, 1.0, Positions::All);
-        let share = LexiconRate::among(mood.name(), words_of(&[mood]), words_of(&Mood::ALL));
+        let share = LexiconRate::among(
+            mood.name(),
+            words_of_moods(&[mood]),
+            words_of_moods(&Mood::ALL),
+        );
         let fluency = UnsteeredLogProb::new(model);
         let scorers: [&dyn Scorer; 3] = [&share, &fluency, &DistinctN(2)];
         let coefficients = [0.0, 8.0, 16.0, 24.0];
@@ -102,17 +103,17 @@ fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coeff
             mood.name(),
             best.0
         );
-        let report = SteeringReport {
-            title: format!("toy world: steering {} (feature {})", mood.name(), best.0),
-            prompt: neutral_prompt(Lang::En).into(),
-            settings: results,
-        };
+        let report = SteeringReport::new(
+            format!("toy world: steering {} (feature {})", mood.name(), best.0),
+            neutral_prompt(Lang::En).into(),
+            results,
+        );
         let png = out.path().join(format!("{}.png", mood.name()));
         report
             .plot_sweep(&png, &[mood.name(), "distinct_2"])
             .unwrap();
         assert!(std::fs::metadata(&png).unwrap().len() > 1000);
         let md = report.to_markdown(2);
-        assert!(md.contains("| ×16 | 24 |"), "{md}");
+        assert!(md.contains("| ×16 | 32 |"), "{md}");
     }
 }

@@ -587,6 +587,29 @@ pub fn mood_context_prompts(mood: Mood, lang: Lang) -> [String; 5] {
     emotion_prompts(mood, lang).map(|p| format!("{p} {then}"))
 }
 
+/// The mood contexts of `mood` ([`mood_context_prompts`]) and those of every other mood: the
+/// two prompt sets that contrast `mood` with the rest.
+pub fn mood_contexts_against_others(mood: Mood, lang: Lang) -> (Vec<String>, Vec<String>) {
+    let others = Mood::ALL
+        .into_iter()
+        .filter(|&m| m != mood)
+        .flat_map(|m| mood_context_prompts(m, lang))
+        .collect();
+    (mood_context_prompts(mood, lang).to_vec(), others)
+}
+
+/// Every word of the `moods`, in both languages.
+pub fn words_of_moods(moods: &[Mood]) -> Vec<&'static str> {
+    moods
+        .iter()
+        .flat_map(|&m| {
+            Lang::ALL
+                .into_iter()
+                .flat_map(move |l| mood_words(m, l).iter().copied())
+        })
+        .collect()
+}
+
 /// The opening of a document before its mood is stated ("Today I am", "Aujourd'hui, je
 /// suis"): a neutral prompt whose next word is a mood word of any mood.
 pub fn neutral_prompt(lang: Lang) -> &'static str {
