@@ -180,7 +180,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let sweep_report = SteeringReport::new(
         format!("happy feature {happy} at {} (×{coefficient})", s.hook),
-        prompts[0].0.into(),
+        prompts[0].0,
         swept,
     );
     sweep_report.plot_sweep(

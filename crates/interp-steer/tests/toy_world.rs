@@ -105,7 +105,7 @@ fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coeff
         );
         let report = SteeringReport::new(
             format!("toy world: steering {} (feature {})", mood.name(), best.0),
-            neutral_prompt(Lang::En).into(),
+            neutral_prompt(Lang::En),
             results,
         );
         let png = out.path().join(format!("{}.png", mood.name()));
