@@ -9,7 +9,7 @@
 //! happy + sad, −happy + sad, −sad + happy.
 //!
 //! On the toy world the two features are the steering features of the happy and sad mood
-//! contexts (as in `steer_emotions`), added as unit directions ×16. Gemma-2 is not loadable yet
+//! contexts (as in `steer_emotions`), added as unit directions ×20. Gemma-2 is not loadable yet
 //! (the model-families issue); `--features hub` runs the same on GPT-2 with the SAELens
 //! features of seed 001 (happy 2392, sad 2045 at `blocks.7.hook_resid_pre`), raw rows ×C.
 //!
@@ -51,7 +51,7 @@ struct Args {
     /// The sad feature.
     #[arg(long)]
     sad: Option<usize>,
-    /// Coefficient of each feature (default: 16 for the toy world's unit directions, 40 for a
+    /// Coefficient of each feature (default: 20 for the toy world's unit directions, 40 for a
     /// real model's raw decoder rows).
     #[arg(long)]
     coefficient: Option<f32>,
@@ -66,7 +66,7 @@ struct Args {
     out: PathBuf,
 }
 
-const TOY_HOOK: &str = "blocks.3.hook_resid_pre";
+const TOY_HOOK: &str = "blocks.2.hook_resid_pre";
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         feature(args.happy, Mood::Happy)?,
         feature(args.sad, Mood::Sad)?,
     );
-    let coefficient = args.coefficient.unwrap_or(if s.toy { 16.0 } else { 40.0 });
+    let coefficient = args.coefficient.unwrap_or(if s.toy { 20.0 } else { 40.0 });
     let options = FeatureDirectionOptions {
         unit_norm: s.toy,
         ..Default::default()

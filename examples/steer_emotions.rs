@@ -9,7 +9,7 @@
 //! On the toy world the steering features are the SAE features most active at the last token of
 //! mood contexts ("I'm so happy :) … I am still"), against the other moods: the features of the
 //! mood word itself predict its emoticon, not the mood (docs/steering.md). The write-up's
-//! coefficient is not given; the toy world adds unit-norm directions ×16, the real model raw
+//! coefficient is not given; the toy world adds unit-norm directions ×20, the real model raw
 //! decoder rows ×`--coefficient`.
 //!
 //! ```text
@@ -59,8 +59,8 @@ struct Args {
     out: PathBuf,
 }
 
-const TOY_HOOK: &str = "blocks.3.hook_resid_pre";
-const TOY_COEFFICIENT: f32 = 16.0;
+const TOY_HOOK: &str = "blocks.2.hook_resid_pre";
+const TOY_COEFFICIENT: f32 = 20.0;
 
 /// The toy world's steering feature of `mood`: most active at the end of its mood contexts.
 fn toy_feature(s: &Subject, mood: Mood) -> Result<usize, Box<dyn Error>> {

@@ -8,23 +8,12 @@ use interp_toy::corpus::{
     mood_contexts_against_others, neutral_prompt, words_of_moods, Lang, Mood,
 };
 
-const HOOK: &str = "blocks.3.hook_resid_pre";
+const HOOK: &str = "blocks.2.hook_resid_pre";
 /// The largest drop of the continuations' mean log-prob under the unsteered model, in nats per
 /// token, at which a setting still counts as coherent.
 const MAX_LOG_PROB_DROP: f64 = 0.5;
 /// The smallest distinct-2 (token bigrams) at which a setting still counts as coherent.
 const MIN_DISTINCT_2: f64 = 0.9;
-
-fn words_of_moods(moods: &[Mood]) -> Vec<&'static str> {
-    moods
-        .iter()
-        .flat_map(|&m| {
-            Lang::ALL
-                .iter()
-                .flat_map(move |&l| mood_words(m, l).iter().copied())
-        })
-        .collect()
-}
 
 #[test]
 fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coefficient() {
@@ -32,12 +21,6 @@ fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coeff
     let model = world.model();
     let sae = world.sae(HOOK).unwrap();
     let hook: HookPoint = HOOK.parse().unwrap();
-    let tokens = |texts: &[String]| -> Vec<Vec<u32>> {
-        texts
-            .iter()
-            .map(|t| model.to_tokens(t, true).unwrap())
-            .collect()
-    };
     let prompt = model.to_tokens(neutral_prompt(Lang::En), true).unwrap();
     let opts = GenerateOptions {
         max_new_tokens: 30,
@@ -47,8 +30,11 @@ fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coeff
     };
     let out = tempfile::tempdir().unwrap();
     for mood in [Mood::Happy, Mood::Sad] {
+        // The best feature: the most active at the end of this mood's contexts, against the
+        // other moods' (the features of the mood word itself predict its emoticon instead).
         let (mine, others) = mood_contexts_against_others(mood, Lang::En);
-        let (positive, negative) = (tokens(&mine), tokens(&others));
+        let positive = model.to_tokens_each(&mine, true).unwrap();
+        let negative = model.to_tokens_each(&others, true).unwrap();
         let best =
             contrastive_features(model, &sae, &positive, &negative, &TokenSelection::Last, 1)
                 .unwrap()[0];
@@ -64,19 +50,13 @@ fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coeff
             words_of_moods(&Mood::ALL),
         );
         let fluency = UnsteeredLogProb::new(model);
-        let scorers: [&dyn Scorer; 3] = [&share, &fluency, &DistinctN(2)];
-        let coefficients = [0.0, 8.0, 16.0, 24.0];
-        let results = sweep(
-            model,
-            &SaeSet::new(),
-            &plan,
-            &coefficients,
-            &prompt,
-            &opts,
-            24,
-            &scorers,
-        )
-        .unwrap();
+        let exp = Experiment::new(model, prompt.clone())
+            .options(opts.clone())
+            .samples(128)
+            .scorers(vec![&share, &fluency, &DistinctN(2)]);
+        let results = exp
+            .sweep(&plan, &[0.0, 8.0, 12.0, 16.0, 20.0, 24.0])
+            .unwrap();
         let base = &results[0].scores;
         let coherent = |s: &std::collections::BTreeMap<String, f64>| {
             base["unsteered_log_prob"] - s["unsteered_log_prob"] <= MAX_LOG_PROB_DROP
@@ -114,6 +94,6 @@ fn the_best_mood_feature_raises_its_moods_share_by_40_points_at_a_coherent_coeff
             .unwrap();
         assert!(std::fs::metadata(&png).unwrap().len() > 1000);
         let md = report.to_markdown(2);
-        assert!(md.contains("| ×16 | 32 |"), "{md}");
+        assert!(md.contains("| ×16 | 128 |"), "{md}");
     }
 }
