@@ -349,3 +349,142 @@ fn last_logits_recomputed(m: &HookedTransformer<Cpu>, prompt: &[u32], next: u32)
     let logits = vals(m.forward(&Batch::single(&all)).unwrap());
     logits[(all.len() - 1) * m.cfg().d_vocab..].to_vec()
 }
+
+#[test]
+fn merged_specs_cache_and_hook_in_one_forward() {
+    let m = model();
+    let batch = Batch::single(&PROMPT);
+    let d = m.cfg().d_model;
+    let v = Tensor::<Cpu, 1>::ones([d], &Default::default());
+    let steer =
+        HookSpec::new().intervene(HookPoint::resid_pre(1), None, Intervention::AddVector(v));
+    let cache = HookSpec::new().cache(NameFilter::patterns(["blocks.1.hook_resid_pre"]));
+    let both = steer.clone().merge(cache.clone());
+    let (logits, cached) = m.run(&batch, &both).unwrap();
+    let (_, plain) = m.run(&batch, &cache).unwrap();
+    // The cache records the steered activation, and the logits are the steered ones.
+    let got = vals(cached.rank3(&HookPoint::resid_pre(1)).unwrap());
+    let want: Vec<f32> = vals(plain.rank3(&HookPoint::resid_pre(1)).unwrap())
+        .iter()
+        .map(|x| x + 1.0)
+        .collect();
+    assert_close(&got, &want, 1e-6, "merged cache");
+    assert_close(
+        &vals(logits),
+        &vals(m.run_with_hooks(&batch, &steer).unwrap()),
+        0.0,
+        "logits",
+    );
+    assert_eq!(both.hooked_points().count(), 1);
+    assert_eq!(
+        NameFilter::None.union(NameFilter::patterns(["a"])),
+        NameFilter::patterns(["a"])
+    );
+    assert_eq!(
+        NameFilter::patterns(["a"]).union(NameFilter::All),
+        NameFilter::All
+    );
+    let stops = HookSpec::<Cpu>::new()
+        .stop_at_layer(2)
+        .merge(HookSpec::new().stop_at_layer(1));
+    assert_eq!(stops.stop_layer(), Some(1));
+}
+
+#[test]
+fn prompt_and_generated_positions_and_the_hook_context() {
+    let m = model();
+    let batch = Batch::single(&PROMPT);
+    let point = HookPoint::resid_pre(1);
+    let zero = |positions| HookSpec::new().intervene_on(point, positions, Intervention::Zero);
+    // Outside generation every position is a prompt position and none is generated.
+    let plain = vals(m.forward(&batch).unwrap());
+    let all = vals(m.run_with_hooks(&batch, &zero(Positions::All)).unwrap());
+    let prompt = vals(m.run_with_hooks(&batch, &zero(Positions::Prompt)).unwrap());
+    let generated = vals(
+        m.run_with_hooks(&batch, &zero(Positions::Generated))
+            .unwrap(),
+    );
+    assert_close(&prompt, &all, 0.0, "prompt = all outside generation");
+    assert_close(
+        &generated,
+        &plain,
+        0.0,
+        "generated = nothing outside generation",
+    );
+
+    // During generation: the context tells offsets, steps and the prompt length; generated-only
+    // hooks see exactly the new tokens' positions.
+    let seen: Rc<RefCell<Vec<(usize, usize, usize, Option<usize>)>>> = Rc::default();
+    let log = seen.clone();
+    let spec = HookSpec::new().hook_with(point, Positions::Generated, move |act, ctx| {
+        log.borrow_mut()
+            .push((ctx.offset, act.dims()[1], ctx.step, ctx.prompt_len));
+        Ok(act)
+    });
+    let opts = GenerateOptions {
+        stop_at_eos: false,
+        ..GenerateOptions::greedy(3)
+    };
+    m.generate(&PROMPT, &opts, &spec).unwrap();
+    assert_eq!(*seen.borrow(), [(6, 1, 1, Some(6)), (7, 1, 2, Some(6))]);
+    seen.borrow_mut().clear();
+    let recompute = GenerateOptions {
+        use_kv_cache: false,
+        ..opts.clone()
+    };
+    m.generate(&PROMPT, &recompute, &spec).unwrap();
+    assert_eq!(*seen.borrow(), [(6, 1, 1, Some(6)), (6, 2, 2, Some(6))]);
+
+    // HookMode::GeneratedOnly = every hook restricted to generated positions.
+    let add = |positions| {
+        let v = Tensor::<Cpu, 1>::ones([m.cfg().d_model], &Default::default()) * 3.0;
+        HookSpec::new().intervene_on(point, positions, Intervention::AddVector(v))
+    };
+    let mode = GenerateOptions {
+        hook_mode: HookMode::GeneratedOnly,
+        ..opts.clone()
+    };
+    let a = m.generate(&PROMPT, &mode, &add(Positions::All)).unwrap();
+    let b = m
+        .generate(&PROMPT, &opts, &add(Positions::Generated))
+        .unwrap();
+    assert_eq!(a, b);
+    let failing = HookSpec::new().hook_with(point, Positions::All, |_, ctx| {
+        Err(interp_models::Error::HookFailed {
+            hook: ctx.point.to_string(),
+            message: "no".into(),
+        })
+    });
+    assert!(matches!(
+        m.run_with_hooks(&batch, &failing),
+        Err(interp_models::Error::HookFailed { .. })
+    ));
+}
+
+#[test]
+fn batched_generation_is_per_sample_seeded() {
+    let m = model();
+    let opts = GenerateOptions {
+        max_new_tokens: 6,
+        temperature: 1.2,
+        seed: 9,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    let batch = m
+        .generate_batch(&PROMPT, 4, &opts, &HookSpec::new())
+        .unwrap();
+    assert_eq!(batch.len(), 4);
+    for (i, g) in batch.iter().enumerate() {
+        let one = GenerateOptions {
+            seed: 9 + i as u64,
+            ..opts.clone()
+        };
+        let single = m.generate(&PROMPT, &one, &HookSpec::new()).unwrap();
+        assert_eq!(single[PROMPT.len()..], g.tokens[..], "sample {i}");
+        assert_eq!(g.log_probs.len(), 6);
+    }
+    assert!(m
+        .generate_batch(&PROMPT, 0, &opts, &HookSpec::new())
+        .is_err());
+}
