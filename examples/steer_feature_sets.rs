@@ -79,14 +79,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("{}\n", s.source);
     let positive_moods = [Mood::Happy, Mood::Excited];
     let negative_moods = [Mood::Sad, Mood::Angry];
-    let of = |moods: &[Mood]| {
-        moods
+    let of = |moods: &[Mood]| -> Vec<String> {
+        let contexts = moods
             .iter()
-            .flat_map(|&m| mood_context_prompts(m, Lang::En))
+            .flat_map(|&m| mood_context_prompts(m, Lang::En));
+        contexts.collect()
     };
     let owned = |texts: &[&str]| texts.iter().map(|t| t.to_string()).collect::<Vec<_>>();
     let (positive, negative): (Vec<String>, Vec<String>) = match s.toy {
-        true => (of(&positive_moods).collect(), of(&negative_moods).collect()),
+        true => (of(&positive_moods), of(&negative_moods)),
         false => (owned(&POST_POSITIVE), owned(&POST_NEGATIVE)),
     };
     let (pos_tokens, neg_tokens) = (
@@ -164,8 +165,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         "\n| Feature Combination | negative share ({} samples) | Output |\n|---|---|---|",
         args.samples
     );
-    for n in 2..=set.len().max(2).min(4) {
-        let combo = &set[..n.min(set.len())];
+    for n in 2.min(set.len())..=set.len().min(4) {
+        let combo = &set[..n];
         let plan = SteeringPlan::new().add(s.hook, &decode(combo)?, scale, Positions::All);
         let r =
             exp(0.7, args.samples).run(format!("{combo:?} ×{scale}, temperature 0.7"), &plan)?;

@@ -414,7 +414,9 @@ fn prompt_and_generated_positions_and_the_hook_context() {
 
     // During generation: the context tells offsets, steps and the prompt length; generated-only
     // hooks see exactly the new tokens' positions.
-    let seen: Rc<RefCell<Vec<(usize, usize, usize, Option<usize>)>>> = Rc::default();
+    // (offset, positions, step, prompt length) of each call.
+    type Calls = Rc<RefCell<Vec<(usize, usize, usize, Option<usize>)>>>;
+    let seen: Calls = Rc::default();
     let log = seen.clone();
     let spec = HookSpec::new().hook_with(point, Positions::Generated, move |act, ctx| {
         log.borrow_mut()

@@ -147,7 +147,7 @@ impl LexiconVote {
                 )
             })
             .collect();
-        counts.sort_by(|a, b| b.0.cmp(&a.0));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.0));
         match counts.as_slice() {
             [(0, _), ..] | [] => Self::NEUTRAL,
             [(a, _), (b, _), ..] if a == b => Self::NEUTRAL,
