@@ -28,23 +28,14 @@ use clap::Parser;
 use interp::models::prelude::*;
 use interp::steer::lexicon::{NEGATIVE, POSITIVE};
 use interp::steer::prelude::*;
-use interp::subject::load_subject;
-use interp::toy::corpus::{
-    mood_contexts_against_others, neutral_prompt, words_of_moods, Lang, Mood,
-};
+use interp::subject::SubjectArgs;
+use interp::toy::corpus::{neutral_prompt, words_of_moods, Lang, Mood};
 
 /// Compositional steering with antonymous features (seed 004).
 #[derive(Parser)]
 struct Args {
-    /// Model directory or hub id (default: the toy world).
-    #[arg(long)]
-    model: Option<String>,
-    /// SAELens release of the SAE (with --model; `hub` feature).
-    #[arg(long)]
-    sae_release: Option<String>,
-    /// SAE id in the release, or an SAE directory without --sae-release.
-    #[arg(long, default_value = "blocks.7.hook_resid_pre")]
-    sae_id: String,
+    #[command(flatten)]
+    subject: SubjectArgs,
     /// The happy feature (default on the toy world: found from mood contexts).
     #[arg(long)]
     happy: Option<usize>,
@@ -70,29 +61,10 @@ const TOY_HOOK: &str = "blocks.2.hook_resid_pre";
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
-    let s = load_subject(
-        args.model.as_deref(),
-        args.sae_release.as_deref(),
-        &args.sae_id,
-        TOY_HOOK,
-    )?;
-    let feature = |given: Option<usize>, mood: Mood| -> Result<usize, Box<dyn Error>> {
-        if let Some(f) = given {
-            return Ok(f);
-        }
-        if !s.toy {
-            return Err(format!("--{} is needed with --model", mood.name()).into());
-        }
-        let (mine, others) = mood_contexts_against_others(mood, Lang::En);
-        let (mine, others) = (
-            s.model.to_tokens_each(&mine, true)?,
-            s.model.to_tokens_each(&others, true)?,
-        );
-        Ok(contrastive_features(&s.model, &s.sae, &mine, &others, &TokenSelection::Last, 1)?[0].0)
-    };
+    let s = args.subject.load(TOY_HOOK)?;
     let (happy, sad) = (
-        feature(args.happy, Mood::Happy)?,
-        feature(args.sad, Mood::Sad)?,
+        s.mood_feature(args.happy, Mood::Happy)?,
+        s.mood_feature(args.sad, Mood::Sad)?,
     );
     let coefficient = args.coefficient.unwrap_or(if s.toy { 20.0 } else { 40.0 });
     let options = FeatureDirectionOptions {

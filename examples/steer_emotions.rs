@@ -25,23 +25,14 @@ use clap::Parser;
 use interp::models::prelude::*;
 use interp::steer::lexicon::{NEGATIVE, POSITIVE};
 use interp::steer::prelude::*;
-use interp::subject::{load_subject, Subject};
-use interp::toy::corpus::{
-    mood_contexts_against_others, neutral_prompt, words_of_moods, Lang, Mood,
-};
+use interp::subject::SubjectArgs;
+use interp::toy::corpus::{neutral_prompt, words_of_moods, Lang, Mood};
 
 /// Steering with emotion features (seed 001 §1.2.3).
 #[derive(Parser)]
 struct Args {
-    /// Model directory or hub id (default: the toy world).
-    #[arg(long)]
-    model: Option<String>,
-    /// SAELens release of the SAE (with --model; `hub` feature).
-    #[arg(long)]
-    sae_release: Option<String>,
-    /// SAE id in the release, or an SAE directory without --sae-release.
-    #[arg(long, default_value = "blocks.7.hook_resid_pre")]
-    sae_id: String,
+    #[command(flatten)]
+    subject: SubjectArgs,
     /// The happy feature (default on the toy world: found from mood contexts).
     #[arg(long)]
     happy: Option<usize>,
@@ -62,32 +53,11 @@ struct Args {
 const TOY_HOOK: &str = "blocks.2.hook_resid_pre";
 const TOY_COEFFICIENT: f32 = 20.0;
 
-/// The toy world's steering feature of `mood`: most active at the end of its mood contexts.
-fn toy_feature(s: &Subject, mood: Mood) -> Result<usize, Box<dyn Error>> {
-    let (mine, others) = mood_contexts_against_others(mood, Lang::En);
-    let (mine, others) = (
-        s.model.to_tokens_each(&mine, true)?,
-        s.model.to_tokens_each(&others, true)?,
-    );
-    let best = contrastive_features(&s.model, &s.sae, &mine, &others, &TokenSelection::Last, 1)?;
-    Ok(best[0].0)
-}
-
 fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
-    let s = load_subject(
-        args.model.as_deref(),
-        args.sae_release.as_deref(),
-        &args.sae_id,
-        TOY_HOOK,
-    )?;
-    let feature = |given: Option<usize>, mood| match given {
-        Some(f) => Ok(f),
-        None if s.toy => toy_feature(&s, mood),
-        None => Err(format!("--{} is needed with --model", mood.name()).into()),
-    };
-    let happy = feature(args.happy, Mood::Happy)?;
-    let sad = feature(args.sad, Mood::Sad)?;
+    let s = args.subject.load(TOY_HOOK)?;
+    let happy = s.mood_feature(args.happy, Mood::Happy)?;
+    let sad = s.mood_feature(args.sad, Mood::Sad)?;
     // The toy world adds unit directions; a real model its raw decoder rows, as the tutorials do.
     let (unit_norm, coefficient) = match s.toy {
         true => (true, TOY_COEFFICIENT),

@@ -28,21 +28,14 @@ use interp::models::prelude::*;
 use interp::sae::probe::top_features;
 use interp::steer::lexicon::{NEGATIVE, POSITIVE};
 use interp::steer::prelude::*;
-use interp::subject::load_subject;
+use interp::subject::SubjectArgs;
 use interp::toy::corpus::{mood_context_prompts, neutral_prompt, words_of_moods, Lang, Mood};
 
 /// Steering with sets of SAE features (seed 002 part 1).
 #[derive(Parser)]
 struct Args {
-    /// Model directory or hub id (default: the toy world).
-    #[arg(long)]
-    model: Option<String>,
-    /// SAELens release of the SAE (with --model; `hub` feature).
-    #[arg(long)]
-    sae_release: Option<String>,
-    /// SAE id in the release, or an SAE directory or file without --sae-release.
-    #[arg(long, default_value = "blocks.8.hook_resid_post")]
-    sae_id: String,
+    #[command(flatten)]
+    subject: SubjectArgs,
     /// The negative feature set, comma-separated (default on the toy world: found from data).
     #[arg(long, value_delimiter = ',')]
     features: Vec<usize>,
@@ -70,12 +63,7 @@ const POST_NEGATIVE: [&str; 2] = [
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
-    let s = load_subject(
-        args.model.as_deref(),
-        args.sae_release.as_deref(),
-        &args.sae_id,
-        TOY_HOOK,
-    )?;
+    let s = args.subject.load(TOY_HOOK)?;
     println!("{}\n", s.source);
     let positive_moods = [Mood::Happy, Mood::Excited];
     let negative_moods = [Mood::Sad, Mood::Angry];

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use interp_models::{Cpu, HookPoint, HookedTransformer};
 use interp_sae::Sae;
+use interp_steer::{contrastive_features, TokenSelection};
+use interp_toy::corpus::{mood_contexts_against_others, Lang, Mood};
 
 /// A model and one SAE on it.
 pub struct Subject {
@@ -20,6 +22,65 @@ pub struct Subject {
     pub toy: bool,
     /// Where the model and SAE came from, for reports.
     pub source: String,
+}
+
+impl Subject {
+    /// The SAE feature most active at the end of `mood`'s contexts against the other moods'
+    /// (`interp_toy::corpus::mood_contexts_against_others`, English; the last token, where the
+    /// next word is a mood word): the feature that makes the model produce that mood, for
+    /// steering. `given` wins when set; without it a real model is an error (its write-up
+    /// names the features).
+    ///
+    /// # Errors
+    /// No `given` feature on a real model; model and SAE errors.
+    pub fn mood_feature(&self, given: Option<usize>, mood: Mood) -> Result<usize, Box<dyn Error>> {
+        if let Some(f) = given {
+            return Ok(f);
+        }
+        if !self.toy {
+            return Err(format!("--{} is needed with --model", mood.name()).into());
+        }
+        let (mine, others) = mood_contexts_against_others(mood, Lang::En);
+        let mine = self.model.to_tokens_each(&mine, true)?;
+        let others = self.model.to_tokens_each(&others, true)?;
+        let last = TokenSelection::Last;
+        Ok(contrastive_features(&self.model, &self.sae, &mine, &others, &last, 1)?[0].0)
+    }
+}
+
+/// The flags that pick an example's model and SAE (flatten into a clap parser).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct SubjectArgs {
+    /// Model directory or hub id (default: the toy world).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// SAELens release of the SAE (with --model; `hub` feature).
+    #[arg(long)]
+    pub sae_release: Option<String>,
+    /// SAE id in the release, or an SAE directory or file without --sae-release (with --model).
+    #[arg(long)]
+    pub sae_id: Option<String>,
+}
+
+impl SubjectArgs {
+    /// [`load_subject`] with these flags; `toy_hook` picks the toy world's SAE.
+    ///
+    /// # Errors
+    /// As [`load_subject`]; `--model` without `--sae-id`.
+    pub fn load(&self, toy_hook: &str) -> Result<Subject, Box<dyn Error>> {
+        let sae_id = match (&self.model, &self.sae_id) {
+            (Some(_), None) => {
+                return Err("--model needs --sae-id (and --sae-release for a release)".into())
+            }
+            (_, id) => id.as_deref().unwrap_or(toy_hook),
+        };
+        load_subject(
+            self.model.as_deref(),
+            self.sae_release.as_deref(),
+            sae_id,
+            toy_hook,
+        )
+    }
 }
 
 /// Loads the toy world's model and its SAE at `toy_hook` when `model` is `None`; otherwise

@@ -1,32 +1,19 @@
 //! Bad input gets a typed error, never a panic.
 
-use std::path::PathBuf;
+mod common;
+use common::*;
 
 use interp_models::prelude::*;
 use interp_steer::prelude::*;
 use interp_steer::Error;
 
-fn here() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model() -> HookedTransformer<Cpu> {
-    let dir = here().join("../interp-models/tests/fixtures/gpt2/tiny-gpt2");
-    HookedTransformer::from_dir(&dir, &Default::default()).unwrap()
-}
-
-/// The SAELens SAE on `blocks.1.hook_resid_pre` (d_in 32, d_sae 64).
-fn sae() -> interp_sae::Sae {
-    interp_sae::load(&here().join("../interp-sae/tests/fixtures/model_hook")).unwrap()
-}
-
 fn spec_err(plan: &SteeringPlan, saes: &SaeSet) -> Error {
-    plan.hook_spec(&model(), saes).unwrap_err()
+    plan.hook_spec(&tiny_model(), saes).unwrap_err()
 }
 
 #[test]
 fn a_feature_index_at_or_past_d_sae_is_an_error() {
-    let sae = sae();
+    let sae = tiny_sae();
     let e = Direction::from_features(&sae, &[(64, 1.0)], Default::default()).unwrap_err();
     assert!(
         matches!(
@@ -64,7 +51,7 @@ fn a_feature_index_at_or_past_d_sae_is_an_error() {
 
 #[test]
 fn an_sae_whose_width_is_not_the_hooks_is_an_error() {
-    let saes = SaeSet::new().with("sae", sae());
+    let saes = SaeSet::new().with("sae", tiny_sae());
     // mlp.hook_post of the tiny model is 128 wide; the SAE reads 32.
     let hook = HookPoint::block(0, BlockHook::MlpPost);
     let plan = SteeringPlan::new().clamp(hook, "sae", &[(3, 1.0)], false, Positions::All);
@@ -127,7 +114,7 @@ fn unknown_and_unsteerable_hooks_are_errors() {
 
 #[test]
 fn nan_and_infinite_numbers_are_errors() {
-    let sae = sae();
+    let sae = tiny_sae();
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let e = Direction::from_features(&sae, &[(1, bad)], Default::default()).unwrap_err();
         assert!(matches!(e, Error::NonFinite { .. }), "{e}");
@@ -216,7 +203,7 @@ fn bad_directions_and_positions_are_errors() {
             "{name}"
         );
     }
-    let model = model();
+    let model = tiny_model();
     let hook = HookPoint::resid_pre(1);
     let e = Direction::contrastive(&model, hook, &[vec![1, 2]], &[], &TokenSelection::Last)
         .unwrap_err();

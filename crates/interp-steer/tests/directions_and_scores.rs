@@ -1,20 +1,12 @@
 //! Directions (SAE rows raw, unit and θ-folded; CAA), the model-based scorers, and batched
 //! sampling that stops at the end-of-sequence token per sample.
 
-use std::path::PathBuf;
+mod common;
+use common::*;
 
 use interp_models::prelude::*;
 use interp_steer::prelude::*;
 use interp_steer::{kl_from_unsteered, ScoreInput};
-
-fn here() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tiny() -> HookedTransformer<Cpu> {
-    let dir = here().join("../interp-models/tests/fixtures/gpt2/tiny-gpt2");
-    HookedTransformer::from_dir(&dir, &Default::default()).unwrap()
-}
 
 fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
@@ -59,7 +51,7 @@ fn sae_directions_are_raw_unit_or_threshold_folded_rows() {
 
 #[test]
 fn caa_is_the_mean_difference_of_activations() {
-    let model = tiny();
+    let model = tiny_model();
     let hook = HookPoint::resid_pre(1);
     let pos = vec![vec![0, 5, 17], vec![0, 42, 99, 7]];
     let neg = vec![vec![0, 150, 33]];
@@ -85,7 +77,7 @@ fn caa_is_the_mean_difference_of_activations() {
 
 #[test]
 fn the_model_scorers_measure_what_they_say() {
-    let model = tiny();
+    let model = tiny_model();
     let prompt = vec![0u32, 5, 17, 42];
     let opts = GenerateOptions {
         max_new_tokens: 6,
@@ -115,7 +107,9 @@ fn the_model_scorers_measure_what_they_say() {
             < 1e-6
     );
     // Not a constant vector: LayerNorm's centring would remove that.
-    let v: Vec<f32> = (0..32).map(|j| if j % 2 == 0 { 1.0 } else { -0.5 }).collect();
+    let v: Vec<f32> = (0..32)
+        .map(|j| if j % 2 == 0 { 1.0 } else { -0.5 })
+        .collect();
     let d = Direction::new(v, "alternating").unwrap();
     let kl = |c: f32| {
         let spec = SteeringPlan::new()

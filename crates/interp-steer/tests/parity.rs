@@ -4,25 +4,15 @@
 //! against HF transformers' KV-cached `generate` with the same intervention; see the script
 //! for why TransformerLens 3.9's own KV-cache path is not the reference).
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
+use std::path::Path;
 
 use interp_core::SafetensorsFile;
 use interp_models::prelude::*;
 use interp_steer::prelude::*;
 use serde_json::Value;
-
-fn here() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model() -> HookedTransformer<Cpu> {
-    let dir = here().join("../interp-models/tests/fixtures/gpt2/tiny-gpt2");
-    HookedTransformer::from_dir(&dir, &Default::default()).unwrap()
-}
-
-fn sae() -> interp_sae::Sae {
-    interp_sae::load(&here().join("../interp-sae/tests/fixtures/model_hook")).unwrap()
-}
 
 fn expected() -> Value {
     let text = std::fs::read_to_string(here().join("tests/fixtures/expected.json")).unwrap();
@@ -115,8 +105,8 @@ fn read(file: &SafetensorsFile, name: &str) -> Vec<f32> {
 
 #[test]
 fn steered_logits_and_greedy_continuations_match_transformer_lens() {
-    let model = model();
-    let sae = sae();
+    let model = tiny_model();
+    let sae = tiny_sae();
     let exp = expected();
     let hook: HookPoint = exp["hook"].as_str().unwrap().parse().unwrap();
     let prompt = ids_u32(&exp["prompt"]);
@@ -172,8 +162,8 @@ fn steered_logits_and_greedy_continuations_match_transformer_lens() {
 
 #[test]
 fn batched_samples_equal_single_runs_and_recomputation_without_kv_cache() {
-    let model = model();
-    let sae = sae();
+    let model = tiny_model();
+    let sae = tiny_sae();
     let exp = expected();
     let hook: HookPoint = exp["hook"].as_str().unwrap().parse().unwrap();
     let prompt = ids_u32(&exp["prompt"]);
