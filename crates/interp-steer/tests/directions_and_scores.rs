@@ -158,3 +158,41 @@ fn samples_stop_at_their_own_end_of_sequence_token() {
         assert_eq!(single[0].text, s.text);
     }
 }
+
+#[test]
+fn per_head_hooks_are_steered_flattened_over_heads() {
+    use interp_models::Activation;
+    let model = tiny_model();
+    let point = HookPoint::block(0, BlockHook::AttnZ);
+    let (h, dh) = (model.cfg().n_heads, model.cfg().d_head);
+    let v: Vec<f32> = (0..h * dh).map(|j| (j as f32 * 0.37).sin()).collect();
+    let plan = SteeringPlan::new().add(
+        point,
+        &Direction::new(v.clone(), "z").unwrap(),
+        2.0,
+        Positions::All,
+    );
+    let spec = plan.hook_spec(&model, &SaeSet::new()).unwrap();
+    let batch = Batch::single(&[0, 5, 17, 42]);
+    let got: Vec<f32> = model
+        .run_with_hooks(&batch, &spec)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let t = Tensor::<Cpu, 1>::from_floats(v.as_slice(), &Default::default()).reshape([1, 1, h, dh])
+        * 2.0;
+    let manual = HookSpec::new().hook(point, move |act, _| match act {
+        Activation::Rank4(z) => Activation::Rank4(z + t.clone()),
+        other => other,
+    });
+    let want: Vec<f32> = model
+        .run_with_hooks(&batch, &manual)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    assert!(close(&got, &want, 1e-5));
+    let plain: Vec<f32> = model.forward(&batch).unwrap().into_data().to_vec().unwrap();
+    assert!(!close(&got, &plain, 1e-3));
+}
