@@ -196,3 +196,40 @@ fn per_head_hooks_are_steered_flattened_over_heads() {
     let plain: Vec<f32> = model.forward(&batch).unwrap().into_data().to_vec().unwrap();
     assert!(!close(&got, &plain, 1e-3));
 }
+
+#[test]
+fn a_plan_across_layers_equals_its_interventions_merged() {
+    let model = tiny_model();
+    let d = model.cfg().d_model;
+    let v: Vec<f32> = (0..d).map(|j| (j as f32 * 0.61).cos()).collect();
+    let dir = Direction::new(v.clone(), "v").unwrap();
+    let hooks = [
+        HookPoint::resid_pre(0),
+        HookPoint::resid_pre(1),
+        HookPoint::resid_post(1),
+    ];
+    let per_layer: Vec<(HookPoint, Direction)> = hooks.iter().map(|&h| (h, dir.clone())).collect();
+    let schedule = Schedule::Exponential { alpha: -0.5 };
+    let plan = SteeringPlan::new().add_across_layers(&per_layer, 3.0, schedule, Positions::All);
+    let spec = plan.hook_spec(&model, &SaeSet::new()).unwrap();
+    let device = Default::default();
+    let manual = hooks.iter().fold(HookSpec::new(), |spec, &h| {
+        let c = schedule.coefficient(3.0, h.layer().unwrap());
+        let t = Tensor::<Cpu, 1>::from_floats(v.as_slice(), &device) * c;
+        spec.merge(HookSpec::new().intervene(h, None, Intervention::AddVector(t)))
+    });
+    let batch = Batch::single(&[0, 5, 17, 42]);
+    let got: Vec<f32> = model
+        .run_with_hooks(&batch, &spec)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let want: Vec<f32> = model
+        .run_with_hooks(&batch, &manual)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    assert!(close(&got, &want, 1e-5));
+}
