@@ -11,6 +11,7 @@
 //! - `sae <case> <op>` — `case` one of `sae_kernels.rs`' (`relu_768x24576`, …), `op` one of
 //!   `encode_dense`, `encode_sparse`, `decode_sparse`, `forward`, as there. Only the latest
 //!   case is kept in memory.
+//! - `steer generate` — the steered generation of `steer_generate.rs` (8 samples × 64 tokens).
 
 mod common;
 
@@ -22,6 +23,7 @@ use std::time::Instant;
 struct Worker {
     gpt2: Option<(HookedTransformer<Cpu>, Batch)>,
     sae: Option<common::SaeCase>,
+    steer: Option<common::SteerCase>,
 }
 
 impl Worker {
@@ -48,6 +50,12 @@ impl Worker {
                 let case = self.sae.as_ref().expect("just set");
                 let start = Instant::now();
                 case.run(op)?;
+                Ok(start.elapsed().as_secs_f64())
+            }
+            ["steer", "generate"] => {
+                let case = self.steer.get_or_insert_with(common::SteerCase::new);
+                let start = Instant::now();
+                case.run()?;
                 Ok(start.elapsed().as_secs_f64())
             }
             _ => Err(format!("unknown request {request:?}")),

@@ -9,7 +9,7 @@ median ratio and its spread over the rounds, the best-of-rounds throughputs, and
 ratio of the bursts' first calls, which come after a pause and the other side's burst, with
 cold caches (our short, memory-bound SAE decodes lose up to 2x there).
 
-    python benches/paired_anchors.py forward|sae [--rounds N] [--burst N] [--only TEXT]
+    python benches/paired_anchors.py forward|sae|steer [--rounds N] [--burst N] [--only TEXT]
         [--features blas] [--worker BIN] [--json FILE]
 
 Run it with the anchors' Python (../shared/anchors/setup.sh: torch, transformers,
@@ -22,6 +22,10 @@ with `cargo bench --bench paired`; the anchors are built exactly as in
 - `sae`: batch 1024; encode against SAELens' encode (goal >= 1.0; ours with a dense output for
   ReLU and JumpReLU, as SAELens, and the sparse output for TopK), sparse decode at a realistic
   L0 against SAELens' dense decode (goal >= 30), the TopK32 768x131072 forward (goal >= 1.8).
+- `steer`: steered generation on the GPT-2-small-shaped model, 8 samples x 64 new tokens from a
+  16-token prompt at temperature 1 with the KV cache, a vector added at blocks.6.hook_resid_pre
+  at every position and step, against TransformerLens `generate` with the same forward hook
+  (goal >= 3.0 generated tokens/s).
 """
 import argparse
 import json
@@ -137,6 +141,29 @@ def sae_pairs():
         del sae, codes
 
 
+def steer_pairs():
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(
+        n_layers=12, d_model=768, d_head=64, n_heads=12, d_mlp=3072, d_vocab=50257,
+        n_ctx=1024, act_fn="gelu_new", normalization_type="LN",
+    )
+    tl = HookedTransformer(cfg).eval()
+    v = torch.randn(768)
+    v = 8.0 * v / v.norm()
+    prompt = torch.randint(0, 50257, (1, 16)).repeat(8, 1)
+    hook = ("blocks.6.hook_resid_pre", lambda x, hook: x + v)
+
+    def generate():
+        with tl.hooks(fwd_hooks=[hook]):
+            tl.generate(prompt, max_new_tokens=64, do_sample=True, temperature=1.0,
+                        use_past_kv_cache=True, stop_at_eos=False, verbose=False)
+
+    yield [("steered generate 8x64", 512, "TransformerLens generate + hook", generate,
+            "steer generate", 3.0)]
+
+
 def measure(worker, groups, rounds, burst, only=""):
     results = []
     with torch.no_grad():
@@ -186,7 +213,7 @@ def measure(worker, groups, rounds, burst, only=""):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("suite", choices=["forward", "sae"])
+    parser.add_argument("suite", choices=["forward", "sae", "steer"])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--burst", type=int, default=3,
                         help="back-to-back calls per side and round; the fastest counts")
@@ -202,7 +229,7 @@ def main():
     print(f"# {args.suite}, {args.rounds} rounds of {args.burst} calls a side,"
           f" features: {args.features or 'default'},"
           f" torch {torch.__version__} with {torch.get_num_threads()} threads", flush=True)
-    groups = forward_pairs() if args.suite == "forward" else sae_pairs()
+    groups = {"forward": forward_pairs, "sae": sae_pairs, "steer": steer_pairs}[args.suite]()
     results = measure(worker, groups, args.rounds, args.burst, args.only)
     worker.close()
     if args.json:

@@ -159,3 +159,70 @@ impl SaeCase {
         .map_err(|e| e.to_string())
     }
 }
+
+/// Samples × new tokens of the steered-generation benchmark.
+pub const STEER_SAMPLES: usize = 8;
+/// New tokens per sample of the steered-generation benchmark.
+pub const STEER_NEW_TOKENS: usize = 64;
+/// Prompt length of the steered-generation benchmark.
+pub const STEER_PROMPT: usize = 16;
+
+/// The steered-generation workload: the GPT-2-small-shaped random model, a 16-token prompt, and
+/// one direction (a random unit vector ×8, standing in for an SAE decoder row) added at
+/// `blocks.6.hook_resid_pre` at every position and step; 8 samples × 64 new tokens at
+/// temperature 1, no early stop, KV cache on.
+pub struct SteerCase {
+    /// The model.
+    pub model: HookedTransformer<Cpu>,
+    /// The prompt.
+    pub prompt: Vec<u32>,
+    /// The compiled plan.
+    pub spec: HookSpec<Cpu>,
+    /// Sampling settings.
+    pub opts: GenerateOptions,
+}
+
+impl SteerCase {
+    /// Builds the workload.
+    pub fn new() -> Self {
+        use interp::steer::{Direction, Positions, SaeSet, SteeringPlan};
+        let (model, _) = gpt2_small();
+        let d = model.cfg().d_model;
+        let raw = uniform(d, 1.0, 7);
+        let norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let v: Vec<f32> = raw.iter().map(|x| 8.0 * x / norm).collect();
+        let direction = Direction::new(v, "bench").expect("finite");
+        let spec = SteeringPlan::new()
+            .add(HookPoint::resid_pre(6), &direction, 1.0, Positions::All)
+            .hook_spec(&model, &SaeSet::new())
+            .expect("a valid plan");
+        let prompt = (0..STEER_PROMPT)
+            .map(|p| ((p * 104_729 + 17) % model.cfg().d_vocab) as u32)
+            .collect();
+        let opts = GenerateOptions {
+            max_new_tokens: STEER_NEW_TOKENS,
+            temperature: 1.0,
+            stop_at_eos: false,
+            ..Default::default()
+        };
+        SteerCase {
+            model,
+            prompt,
+            spec,
+            opts,
+        }
+    }
+
+    /// One call: the 8 samples; returns the number of generated tokens.
+    pub fn run(&self) -> Result<usize, String> {
+        let samples = interp::steer::generate_samples(
+            &self.model,
+            &self.prompt,
+            &self.spec,
+            &self.opts,
+            STEER_SAMPLES,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(samples.iter().map(|s| s.tokens.len()).sum())
+    }
+}
