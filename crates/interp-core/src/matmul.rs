@@ -2,7 +2,8 @@
 //! ([`matmul_into`], [`matmul_into_single_thread`]).
 //!
 //! Without features this is the pure-Rust `gemm` crate (AVX-512 when the CPU has it), large
-//! products cut into column blocks that rayon spreads over the cores; with `blas` the
+//! products cut into column blocks that rayon spreads over the cores, and products of at most
+//! 8 rows (a generation step) through unpacked kernels of our own ([`skinny`]); with `blas` the
 //! multi-threaded calls are OpenBLAS through ndarray's `general_mat_mul`. Any strides work
 //! (transposed views included).
 //!
@@ -10,6 +11,9 @@
 //! to the shared zero page until written, so an accumulating GEMM that reads it first pays a
 //! copy-on-write fault and a TLB shootdown per page (≈ 8 % of a GPT-2 forward, whose
 //! unembedding writes 200 MB of logits).
+
+#[cfg(not(feature = "blas"))]
+mod skinny;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -65,7 +69,8 @@ const MIN_CHUNKED_MACS: usize = 1 << 24;
 /// behind (another process on its core) delays one block instead of every phase of the
 /// `gemm` crate's own threading, which waits at a barrier between phases. Each block packs
 /// only its own columns of `w`. On the GPT-2 and SAE shapes (2 cores) the blocks were as fast
-/// or faster in a microbenchmark (docs/performance.md).
+/// or faster in a microbenchmark (docs/performance.md). At most [`skinny::MAX_ROWS`] rows
+/// (a generation step) go to the skinny kernels, which do not pack `w`.
 #[cfg(not(feature = "blas"))]
 fn parallel(
     x: ArrayView2<'_, f32>,
@@ -75,6 +80,9 @@ fn parallel(
 ) {
     use ndarray::Axis;
     use rayon::prelude::*;
+    if skinny::try_matmul(x, w, out.view_mut(), acc) {
+        return;
+    }
     let (m, k, n) = (x.nrows(), x.ncols(), w.ncols());
     let threads = rayon::current_num_threads();
     if threads < 2 || n < 256 || m.saturating_mul(k).saturating_mul(n) < MIN_CHUNKED_MACS {

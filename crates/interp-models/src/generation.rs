@@ -132,6 +132,9 @@ impl<B: Backend> HookedTransformer<B> {
     /// the same whatever `n_samples` is. With `stop_at_eos` a sample ends at its
     /// end-of-sequence token; the batch ends when every sample has.
     ///
+    /// With the KV cache (the default) the prompt runs once, as a batch of one, and its cache
+    /// is shared by the samples: hooks see one row at step 0 and `n_samples` rows after.
+    ///
     /// # Errors
     /// As [`Self::generate`]; [`Error::EmptyInput`] for `n_samples == 0`.
     pub fn generate_batch(
@@ -185,24 +188,31 @@ impl<B: Backend> HookedTransformer<B> {
             };
             let logits = if opts.use_kv_cache {
                 let new: Vec<Vec<u32>> = if step == 0 {
-                    rows.clone()
+                    vec![prompt.to_vec()]
                 } else {
                     rows.iter().map(|r| vec![r[r.len() - 1]]).collect()
                 };
                 let batch = Batch::padded(&new, PaddingSide::Right);
-                self.run_pass(&batch, step_spec, Some(&mut kv), pass)?.0
+                let logits = self.run_pass(&batch, step_spec, Some(&mut kv), pass)?.0;
+                kv.repeat_single_row(n_samples);
+                logits
             } else {
                 let batch = Batch::padded(&rows, PaddingSide::Right);
                 self.run_pass(&batch, step_spec, None, pass)?.0
             };
-            let [_, n_pos, d_vocab] = logits.dims();
-            let last: Vec<f32> = logits
-                .slice([0..n_samples, n_pos - 1..n_pos, 0..d_vocab])
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .expect("f32 data");
-            for (i, row_logits) in last.chunks_exact(d_vocab).enumerate() {
+            let [n_rows, n_pos, d_vocab] = logits.dims();
+            let last: Vec<f32> = crate::kernels::last_position(&logits).unwrap_or_else(|| {
+                logits
+                    .slice([0..n_rows, n_pos - 1..n_pos, 0..d_vocab])
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .expect("f32 data")
+            });
+            for i in 0..n_samples {
+                // One row of logits when the prompt ran once for every sample.
+                let row = if n_rows == 1 { 0 } else { i };
+                let row_logits = &last[row * d_vocab..(row + 1) * d_vocab];
                 if done[i] {
                     // Finished rows keep the batch rectangular; what they read is discarded.
                     let last = *rows[i].last().expect("non-empty");

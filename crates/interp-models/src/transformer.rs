@@ -196,6 +196,20 @@ impl<B: Backend> KvCache<B> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The cache of a batch of one repeated for `n` rows, so that `n` samples continue one
+    /// prompt that ran once. No-op unless the cache holds exactly one row.
+    pub(crate) fn repeat_single_row(&mut self, n: usize) {
+        if self.key_mask.len() != 1 || n == 1 {
+            return;
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.clone().repeat_dim(0, n);
+            *v = v.clone().repeat_dim(0, n);
+        }
+        self.key_mask = vec![self.key_mask[0].clone(); n];
+        self.next_position = vec![self.next_position[0]; n];
+    }
 }
 
 /// Optional TransformerLens weight processing (all off by default: raw HF numerics).
@@ -304,8 +318,10 @@ impl<B: Backend> HookedTransformer<B> {
             })
             .collect();
         let w_e = normal([cfg.d_vocab, d]);
-        // Detached: an autodiff backend can only track leaf tensors as parameters.
-        let w_u = Param::from_tensor(w_e.val().transpose().detach());
+        // A row-major copy, as loaded checkpoints have (not a transposed view of W_E, whose
+        // column-major layout halves the speed of a generation step's unembedding); a leaf
+        // tensor, as an autodiff backend needs of a parameter.
+        let w_u = Param::from_tensor(Tensor::from_data(w_e.val().transpose().into_data(), device));
         let weights = TransformerWeights {
             w_e,
             w_pos: normal([cfg.n_ctx, d]),
@@ -632,8 +648,10 @@ impl<B: Backend> HookedTransformer<B> {
         let (mut k, mut v) = (k.swap_dims(1, 2), v.swap_dims(1, 2));
         if let Some(slot) = kv {
             if let Some((pk, pv)) = slot.take() {
-                k = Tensor::cat(vec![pk, k], 2);
-                v = Tensor::cat(vec![pv, v], 2);
+                k = crate::kernels::cat_positions(&pk, &k)
+                    .unwrap_or_else(|| Tensor::cat(vec![pk, k], 2));
+                v = crate::kernels::cat_positions(&pv, &v)
+                    .unwrap_or_else(|| Tensor::cat(vec![pv, v], 2));
             }
             *slot = Some((k.clone(), v.clone()));
         }
