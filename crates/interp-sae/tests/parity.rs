@@ -200,12 +200,23 @@ fn saelens_writer_round_trip() {
             sae.encode(x.view()).unwrap(),
             back.encode(x.view()).unwrap(),
         );
-        assert_eq!(a, b, "{rel}: feature acts after round trip");
+        // Close, not bit-equal: the loaded weights may lie in the other layout (a transposed
+        // view against a contiguous copy), and the few-row GEMM kernels sum in an order that
+        // depends on it.
+        assert_close(
+            &format!("{rel}: feature acts after round trip"),
+            b.view(),
+            a.view(),
+        );
         let (ya, yb) = (
             sae.forward(x.view()).unwrap(),
             back.forward(x.view()).unwrap(),
         );
-        assert_eq!(ya, yb, "{rel}: reconstruction after round trip");
+        assert_close(
+            &format!("{rel}: reconstruction after round trip"),
+            yb.view(),
+            ya.view(),
+        );
         if out_root.is_some() {
             interp_core::write_safetensors(
                 &dest.join("expected.safetensors"),

@@ -715,7 +715,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     /// Saving as SAELens and loading back gives the same SAE: same configuration, and the same
-    /// activations and reconstructions bit for bit.
+    /// activations and reconstructions (to float rounding).
     #[test]
     fn saelens_save_load_round_trip(case in cases(ALL_KINDS, ALL_NORMS)) {
         let sae = case.sae();
@@ -728,8 +728,19 @@ proptest! {
         prop_assert_eq!(a.apply_b_dec_to_input, b.apply_b_dec_to_input);
         prop_assert_eq!(a.normalize_activations, b.normalize_activations);
         let x = case.x();
-        prop_assert_eq!(sae.encode(x.view()).unwrap(), back.encode(x.view()).unwrap());
-        prop_assert_eq!(sae.forward(x.view()).unwrap(), back.forward(x.view()).unwrap());
+        // Close, not bit-equal: the loaded weights may lie in the other layout (a transposed
+        // view against a contiguous copy), and the few-row GEMM kernels sum in an order that
+        // depends on it.
+        let pairs = [
+            ("encode", sae.encode(x.view()).unwrap(), back.encode(x.view()).unwrap()),
+            ("forward", sae.forward(x.view()).unwrap(), back.forward(x.view()).unwrap()),
+        ];
+        for (what, a, b) in pairs {
+            prop_assert_eq!(a.shape(), b.shape());
+            for (g, w) in b.iter().zip(a.iter()) {
+                prop_assert!((g - w).abs() <= 1e-5 + 1e-5 * w.abs(), "{}: {} vs {}", what, g, w);
+            }
+        }
     }
 }
 
