@@ -1,9 +1,10 @@
 //! Products with few rows, `x: [m ≤ 8, k]`: a decode step of generation, one new token per
 //! sample. A GEMM library first packs panels of `w` into a scratch buffer; at 8 rows each
 //! weight is then used only 8 times, so the packing costs about as much as the multiply. These
-//! kernels read `w` once, in place, with the rows' accumulators in registers, and rayon splits
-//! the columns. `w` must be contiguous along one axis (row-major `[k, n]`, or column-major, as
-//! the transposed view of a tied embedding is); anything else goes back to the GEMM.
+//! kernels read `w` once, in place, and rayon splits the columns (and, for a row-major `w`,
+//! `k`, whose partial products are summed at the end). `w` must be contiguous along one axis
+//! (row-major `[k, n]`, or column-major, as the transposed view of a tied embedding is);
+//! anything else goes back to the GEMM. docs/performance.md has the measurements.
 //!
 //! Rows are padded with zeros to 1, 2, 4 or 8 so that the accumulator tile is a compile-time
 //! size; the padded rows cost multiply-adds but no memory traffic, which is what bounds these
@@ -23,6 +24,7 @@ fn cols_per_task(n: usize) -> usize {
     let share = n.div_ceil(4 * rayon::current_num_threads());
     share.next_multiple_of(LANES).clamp(4 * LANES, 32 * LANES)
 }
+
 /// Columns of a row-major `w` per task at most (16 KiB of each row: long runs for the hardware
 /// prefetcher; the 8 rows' accumulators, 128 KiB, stay in L2).
 const ROW_MAJOR_CHUNK: usize = 4096;
@@ -83,7 +85,7 @@ pub(super) fn try_matmul(
             let j0 = c * chunk;
             let width = chunk.min(n - j0);
             let mut block = vec![0f32; rows * width];
-            let (k0, k1) = (p * k_step, ((p + 1) * k_step).min(k));
+            let (k0, k1) = ((p * k_step).min(k), ((p + 1) * k_step).min(k));
             match layout {
                 Layout::RowMajor => {
                     row_major_mv(simd, &xp, rows, w_slice, n, j0, k0, k1, &mut block);
@@ -121,8 +123,8 @@ enum Layout {
     ColumnMajor,
 }
 
-/// Columns `j0 .. j0 + block.len() / rows` of `x @ w` into `block` (`[rows, width]`), for a
-/// row-major `w: [k, n]` and `xt = xᵀ: [k, rows]`.
+/// Columns `j0 .. j0 + block.len() / rows` of `x[:, k0..k1] @ w[k0..k1, :]` into `block`
+/// (`[rows, width]`), for a row-major `w: [k, n]` and `xt = xᵀ: [k, rows]`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn row_major_block<const FMA: bool>(
