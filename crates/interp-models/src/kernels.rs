@@ -266,18 +266,10 @@ pub(crate) fn cat_positions<B: Backend>(
         return None;
     }
     let mut data = Vec::with_capacity(b * h * (p_len + n_len) * d);
-    let mut extend = |part: ArrayView2<'_, f32>| {
-        for row in part.rows() {
-            match row.as_slice() {
-                Some(r) => data.extend_from_slice(r),
-                None => data.extend(row.iter().copied()),
-            }
-        }
-    };
     for bi in 0..b {
         for hi in 0..h {
-            extend(p.slice(ndarray::s![bi, hi, .., ..]));
-            extend(n.slice(ndarray::s![bi, hi, .., ..]));
+            extend_rows(&mut data, p.slice(ndarray::s![bi, hi, .., ..]));
+            extend_rows(&mut data, n.slice(ndarray::s![bi, hi, .., ..]));
         }
     }
     to_tensor(data, &[b, h, p_len + n_len, d])
@@ -299,13 +291,18 @@ pub(crate) fn last_position<B: Backend>(logits: &Tensor<B, 3>) -> Option<Vec<f32
     }
     let last = l.index_axis(Axis(1), n_pos - 1);
     let mut out = Vec::with_capacity(last.len());
-    for row in last.rows() {
+    extend_rows(&mut out, last);
+    Some(out)
+}
+
+/// Appends the rows of `part` to `out` in order, a slice copy for each contiguous row.
+fn extend_rows(out: &mut Vec<f32>, part: ArrayView2<'_, f32>) {
+    for row in part.rows() {
         match row.as_slice() {
             Some(r) => out.extend_from_slice(r),
             None => out.extend(row.iter().copied()),
         }
     }
-    Some(out)
 }
 
 /// An f32 tensor `[..., cols]` as row-major rows `[n, cols]`: a view when the tensor is in
