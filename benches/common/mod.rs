@@ -160,7 +160,7 @@ impl SaeCase {
     }
 }
 
-/// Samples × new tokens of the steered-generation benchmark.
+/// Samples per call of the steered-generation benchmark.
 pub const STEER_SAMPLES: usize = 8;
 /// New tokens per sample of the steered-generation benchmark.
 pub const STEER_NEW_TOKENS: usize = 64;
