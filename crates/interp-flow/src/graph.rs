@@ -242,7 +242,10 @@ impl FlowGraph {
         if opts.top_k == 0 || opts.top_k > tables.k {
             return Err(Error::invalid(
                 "top_k",
-                format!("must be in 1..={} (the tables' k), got {}", tables.k, opts.top_k),
+                format!(
+                    "must be in 1..={} (the tables' k), got {}",
+                    tables.k, opts.top_k
+                ),
             ));
         }
         check_start(tables, start)?;
@@ -313,8 +316,8 @@ impl FlowGraph {
     /// # Errors
     /// [`Error::Invalid`] for malformed JSON or node ids.
     pub fn from_json(json: &str) -> Result<Self> {
-        let mut g: FlowGraph =
-            serde_json::from_str(json).map_err(|e| Error::invalid("flow graph JSON", e.to_string()))?;
+        let mut g: FlowGraph = serde_json::from_str(json)
+            .map_err(|e| Error::invalid("flow graph JSON", e.to_string()))?;
         g.nodes.sort();
         Ok(g)
     }

@@ -103,7 +103,9 @@ impl FromStr for NodeId {
         };
         let number = |part: &str, what: &str| -> Result<usize> {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad(&format!("the {what} `{part}` is not a non-negative integer")));
+                return Err(bad(&format!(
+                    "the {what} `{part}` is not a non-negative integer"
+                )));
             }
             part.parse()
                 .map_err(|_| bad(&format!("the {what} `{part}` is too large")))
@@ -139,7 +141,16 @@ mod tests {
         for id in ["2/res/10", "0/emb/3", "25/att/16383", "7/mlp/0"] {
             assert_eq!(id.parse::<NodeId>().unwrap().to_string(), id);
         }
-        for bad in ["", "2/res", "2/res/10/1", "x/res/1", "2/foo/1", "2/res/-1", "3/emb/1", "2//1"] {
+        for bad in [
+            "",
+            "2/res",
+            "2/res/10/1",
+            "x/res/1",
+            "2/foo/1",
+            "2/res/-1",
+            "3/emb/1",
+            "2//1",
+        ] {
             assert!(
                 matches!(bad.parse::<NodeId>(), Err(Error::BadNodeId { .. })),
                 "{bad}"

@@ -134,10 +134,15 @@ impl SaeStack {
     /// `hook_attn_out` and an `attn.hook_z` SAE in one layer).
     pub fn insert(&mut self, source: impl Into<String>, sae: Sae) -> Result<()> {
         let source = source.into();
-        let name = sae.config().metadata.hook_name.clone().ok_or_else(|| Error::UnusableSae {
-            source_name: source.clone(),
-            reason: "its config names no hook (metadata.hook_name)".into(),
-        })?;
+        let name = sae
+            .config()
+            .metadata
+            .hook_name
+            .clone()
+            .ok_or_else(|| Error::UnusableSae {
+                source_name: source.clone(),
+                reason: "its config names no hook (metadata.hook_name)".into(),
+            })?;
         let hook: HookPoint = name.parse().map_err(|_| Error::UnusableSae {
             source_name: source.clone(),
             reason: format!("`{name}` is not a TransformerLens hook name"),
@@ -271,14 +276,19 @@ impl SaeStack {
             let block = model.weights().blocks.get(layer).ok_or_else(|| {
                 Error::invalid(
                     "attn.hook_z SAE",
-                    format!("layer {layer} is past the model's {} layers", model.cfg().n_layers),
+                    format!(
+                        "layer {layer} is past the model's {} layers",
+                        model.cfg().n_layers
+                    ),
                 )
             })?;
             let w_o = block.attn.w_o.val();
             let [rows, cols] = w_o.dims();
-            let data = w_o.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| {
-                Error::invalid("W_O", format!("could not read the weights: {e:?}"))
-            })?;
+            let data = w_o
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .map_err(|e| Error::invalid("W_O", format!("could not read the weights: {e:?}")))?;
             let w_o = Array2::from_shape_vec((rows, cols), data)
                 .map_err(|e| Error::invalid("W_O", e.to_string()))?;
             self.map_attention_z_with(layer, w_o.view())?;

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use interp_core::io::SafetensorsFile;
-use interp_geometry::{sparse_assignment, top_k_matches, Neighbors};
+use interp_geometry::extremes::top_k_matches_with;
+use interp_geometry::{sparse_assignment, Neighbors, TileShape};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
@@ -153,6 +154,21 @@ impl MatchTables {
         method: MatchMethod,
         progress: Progress<'_>,
     ) -> Result<Self> {
+        Self::compute_tiled(stack, k, method, TileShape::default(), progress)
+    }
+
+    /// As [`Self::compute_with`] with a chosen GEMM tile shape (memory: `rows × cols` f32 of
+    /// cosines per tile, plus the two decoders of one pair).
+    ///
+    /// # Errors
+    /// As [`Self::compute`].
+    pub fn compute_tiled(
+        stack: &SaeStack,
+        k: usize,
+        method: MatchMethod,
+        tile: TileShape,
+        progress: Progress<'_>,
+    ) -> Result<Self> {
         if k == 0 {
             return Err(Error::invalid("k", "the tables need k ≥ 1"));
         }
@@ -184,7 +200,7 @@ impl MatchTables {
                     expected: target.dim(),
                 });
             }
-            let neighbors = top_k_matches(target, &pred, k)?;
+            let neighbors = top_k_matches_with(target, &pred, k, tile)?;
             let table = match method {
                 MatchMethod::TopK => Table::from_neighbors(neighbors),
                 MatchMethod::Permutation => {
@@ -286,7 +302,10 @@ impl MatchTables {
             MatchMethod::Permutation => "permutation",
         };
         let meta: std::collections::HashMap<String, String> = [
-            ("format".to_string(), "interp-flow match tables 1".to_string()),
+            (
+                "format".to_string(),
+                "interp-flow match tables 1".to_string(),
+            ),
             ("method".to_string(), method.to_string()),
             ("k".to_string(), self.k.to_string()),
         ]
@@ -334,9 +353,7 @@ impl MatchTables {
             let Some((layer, source)) = parsed else {
                 return Err(malformed(format!("unexpected tensor `{name}`")));
             };
-            let (shape, idx) = file
-                .read_i64(&name)
-                .map_err(|e| malformed(e.to_string()))?;
+            let (shape, idx) = file.read_i64(&name).map_err(|e| malformed(e.to_string()))?;
             let scores = file
                 .read(&format!("{stem}.scores"))
                 .map_err(|e| malformed(e.to_string()))?;
