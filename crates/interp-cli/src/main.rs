@@ -23,6 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use interp_models::prelude::*;
 use interp_sae::hooked::{attach_sae, DeviceSae};
 
+mod flow;
 mod geometry;
 mod sae;
 mod steer;
@@ -46,6 +47,9 @@ enum Command {
     /// Feature geometry: all-pairs extremes, concept pairs vs random, cross-SAE matching.
     #[command(subcommand)]
     Geometry(geometry::GeometryCommand),
+    /// Cross-layer feature flow: matching tables, flow graphs, predecessor groups, deactivation.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
     /// Train an SAE from an activation file or from a model over a text corpus.
     Train(train::TrainArgs),
     /// Generate with SAE features or a steering plan active; samples and the plan as JSON.
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache(args),
         Command::Sae(cmd) => sae::run(cmd),
         Command::Geometry(cmd) => geometry::run(cmd),
+        Command::Flow(cmd) => flow::run(cmd),
         Command::Train(args) => train::run(args),
         Command::Steer(args) => steer::run(args),
     };

@@ -27,7 +27,7 @@ use crate::tables::{MatchTables, Source};
 /// Which way a graph grows from its start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Direction {
+pub enum FlowDirection {
     /// Towards earlier layers: "where did this feature come from?" (the paper's preference).
     #[default]
     Backward,
@@ -112,7 +112,7 @@ impl Thresholds {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GraphOptions {
     /// Backward, forward or both.
-    pub direction: Direction,
+    pub direction: FlowDirection,
     /// Pruning thresholds.
     pub thresholds: Thresholds,
     /// Matches followed per predecessor kind (1: the paper's top-1; at most the tables' `k`).
@@ -122,7 +122,7 @@ pub struct GraphOptions {
 impl Default for GraphOptions {
     fn default() -> Self {
         GraphOptions {
-            direction: Direction::Backward,
+            direction: FlowDirection::Backward,
             thresholds: Thresholds::default(),
             top_k: 1,
         }
@@ -252,13 +252,19 @@ impl FlowGraph {
         let mut b = Builder::default();
         b.nodes.insert(start);
         let mut res_nodes = vec![start];
-        if matches!(opts.direction, Direction::Backward | Direction::Both) {
+        if matches!(
+            opts.direction,
+            FlowDirection::Backward | FlowDirection::Both
+        ) {
             res_nodes.extend(backward_chain(tables, start, opts));
         }
-        if matches!(opts.direction, Direction::Forward | Direction::Both) {
+        if matches!(opts.direction, FlowDirection::Forward | FlowDirection::Both) {
             res_nodes.extend(forward_chain(tables, start, opts, &mut b));
         }
-        let walk_back = matches!(opts.direction, Direction::Backward | Direction::Both);
+        let walk_back = matches!(
+            opts.direction,
+            FlowDirection::Backward | FlowDirection::Both
+        );
         let mut seen = BTreeSet::new();
         for node in res_nodes {
             if !seen.insert(node) {
@@ -288,7 +294,7 @@ impl FlowGraph {
         for g in graphs {
             b.nodes.extend(g.nodes.iter().map(|n| n.id));
             for e in g.edges {
-                b.edges.insert((e.target, e.source), e.score);
+                b.edge(e.source, e.target, e.score);
             }
         }
         b.finish()

@@ -13,23 +13,32 @@
 //! Node ids are `layer/module/feature` ([`NodeId`]), modules `res`, `mlp`, `att` (and `emb`
 //! for the residual stream entering block 0).
 
+pub mod deactivate;
 pub mod error;
 pub mod export;
 pub mod graph;
+pub mod groups;
 pub mod node;
+mod probe;
+pub mod report;
 pub mod stack;
+pub mod steering;
 pub mod tables;
 
+pub use deactivate::{Deactivation, DeactivationOptions, PredecessorMethod};
 pub use error::{Error, Result};
-pub use graph::{Direction, Edge, FlowGraph, GraphOptions, LayerThresholds, Node, Thresholds};
+pub use graph::{Edge, FlowDirection, FlowGraph, GraphOptions, LayerThresholds, Node, Thresholds};
+pub use groups::{Group, GroupOptions, PredecessorGroups};
 pub use node::{Module, NodeId};
+pub use report::{best_at_coherence, FlowReport, SteeringRow};
 pub use stack::{SaeStack, StackSae};
+pub use steering::{plan_for_nodes, SteerOptions};
 pub use tables::{MatchMethod, MatchTables, Source, Table};
 
 /// The types most programs need.
 pub mod prelude {
     pub use crate::{
-        Direction, Error, FlowGraph, GraphOptions, MatchMethod, MatchTables, Module, NodeId,
+        Error, FlowDirection, FlowGraph, GraphOptions, MatchMethod, MatchTables, Module, NodeId,
         SaeStack, Source, Thresholds,
     };
 }

@@ -223,7 +223,7 @@ fn forward_graph_follows_backward_edges_the_other_way_and_branches() {
     let p = Planted::new();
     let tables = MatchTables::compute(&p.stack(), 1).unwrap();
     let opts = GraphOptions {
-        direction: Direction::Forward,
+        direction: FlowDirection::Forward,
         ..GraphOptions::default()
     };
     let g = FlowGraph::build(&tables, "1/res/7".parse().unwrap(), &opts).unwrap();
@@ -256,7 +256,7 @@ fn forward_graph_follows_backward_edges_the_other_way_and_branches() {
         &tables,
         "2/res/1".parse().unwrap(),
         &GraphOptions {
-            direction: Direction::Both,
+            direction: FlowDirection::Both,
             ..GraphOptions::default()
         },
     )
