@@ -49,6 +49,9 @@ pub struct StackArgs {
     model: Option<String>,
 }
 
+/// A stack, and the model when one was needed to load it.
+type LoadedStack = (SaeStack, Option<HookedTransformer<Cpu>>);
+
 impl StackArgs {
     fn load_model(&self) -> Result<HookedTransformer<Cpu>, Box<dyn StdError>> {
         Ok(match &self.model {
@@ -58,7 +61,7 @@ impl StackArgs {
     }
 
     /// The stack; the model is loaded only when an SAE reads `attn.hook_z`.
-    fn load(&self) -> Result<(SaeStack, Option<HookedTransformer<Cpu>>), Box<dyn StdError>> {
+    fn load(&self) -> Result<LoadedStack, Box<dyn StdError>> {
         let mut stack = SaeStack::from_dir(&self.saes)?;
         let needs_model = stack.slots().any(|(_, e)| e.reads_z());
         let model = match needs_model {
