@@ -20,26 +20,17 @@ use interp::flow::{plan_for_nodes, FlowReport, PredecessorMethod, SteerOptions, 
 use interp::flow::{Deactivation, DeactivationOptions, GroupOptions, PredecessorGroups};
 use interp::models::prelude::*;
 use interp::steer::prelude::*;
-use interp::toy::corpus::{words_of_moods, CorpusConfig, Lang, Mood};
+use interp::subject::{toy_mood_feature, StackArgs, StackSubject};
+use interp::toy::corpus::{words_of_moods, Lang, Mood};
 
 /// Feature flow graphs, predecessor groups, deactivation and multi-layer steering (seed 003).
 #[derive(Parser)]
 struct Args {
-    /// Model directory or hub id (default: the toy world).
-    #[arg(long)]
-    model: Option<String>,
-    /// SAE directory (one SAE per subdirectory) — default: the toy world's SAEs.
-    #[arg(long)]
-    saes: Option<PathBuf>,
-    /// SAELens releases to stack instead (`hub` feature; 16k canonical ids are kept).
-    #[arg(long)]
-    release: Vec<String>,
+    #[command(flatten)]
+    subject: StackArgs,
     /// The start feature (default on the toy world: the happy feature of `1/res`).
     #[arg(long)]
     feature: Option<NodeId>,
-    /// Corpus for groups and deactivation (default: toy world held-out documents).
-    #[arg(long)]
-    corpus: Option<PathBuf>,
     /// Texts read for groups and deactivation.
     #[arg(long, default_value_t = 48)]
     texts: usize,
@@ -51,8 +42,7 @@ struct Args {
 fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
-    let (model, mut stack, toy) = load(&args)?;
-    stack.map_attention_z(&model)?;
+    let StackSubject { model, stack, toy } = args.subject.load()?;
     println!("SAE stack: {}", stack.describe());
 
     // 1. Data-free matching: top-5 and permutation tables for every layer.
@@ -63,7 +53,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     // 2. The flow graph of the start feature, both ways, in every format.
     let start = match args.feature {
         Some(f) => f,
-        None => NodeId::res(1, happy_feature(&model, &stack.get(1, Module::Res)?.sae)?),
+        None => NodeId::res(
+            1,
+            toy_mood_feature(&model, &stack.get(1, Module::Res)?.sae, Mood::Happy)?,
+        ),
     };
     let opts = GraphOptions {
         direction: FlowDirection::Both,
@@ -83,7 +76,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     // 3. Predecessor groups and deactivation over a corpus.
-    let texts = corpus(&model, &args)?;
+    let texts = args.subject.texts(&model, args.texts)?;
     let groups =
         PredecessorGroups::compute(&model, &stack, &tables, &texts, &GroupOptions::default())?;
     groups.write(&args.out.join("groups"))?;
@@ -168,7 +161,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let report = FlowReport {
         source: format!(
             "{} ({})",
-            args.model.as_deref().unwrap_or("toy world"),
+            args.subject.model.as_deref().unwrap_or("toy world"),
             stack.describe()
         ),
         start,
@@ -183,74 +176,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-type Loaded = (HookedTransformer<Cpu>, SaeStack, bool);
-
-fn load(args: &Args) -> Result<Loaded, Box<dyn Error>> {
-    if let Some(name) = &args.model {
-        let model = HookedTransformer::<Cpu>::from_pretrained(name, &Default::default())?;
-        let stack = match (&args.saes, args.release.is_empty()) {
-            (Some(dir), _) => SaeStack::from_dir(dir)?,
-            #[cfg(feature = "hub")]
-            (None, false) => {
-                let releases: Vec<&str> = args.release.iter().map(String::as_str).collect();
-                SaeStack::from_pretrained(&releases, |id| id.contains("width_16k/canonical"))?
-            }
-            _ => return Err("--model needs --saes DIR or --release (hub feature)".into()),
-        };
-        return Ok((model, stack, false));
-    }
-    let world = interp::toy::ToyWorld::load()?;
-    let dir = args
-        .saes
-        .clone()
-        .unwrap_or_else(|| world.dir().join("saes"));
-    Ok((world.into_model(), SaeStack::from_dir(&dir)?, true))
-}
-
-fn corpus(model: &HookedTransformer<Cpu>, args: &Args) -> Result<Vec<Vec<u32>>, Box<dyn Error>> {
-    let n_ctx = model.cfg().n_ctx;
-    let texts: Vec<String> = match &args.corpus {
-        Some(path) => interp::sae::store::Corpus::open(path)?
-            .documents()
-            .take(args.texts)
-            .collect::<Result<_, _>>()?,
-        None => {
-            let cfg = CorpusConfig {
-                seed: 2,
-                n_docs: args.texts,
-                ..Default::default()
-            };
-            interp::toy::corpus::generate(&cfg)
-                .into_iter()
-                .map(|d| d.text)
-                .collect()
-        }
-    };
-    Ok(model
-        .to_tokens_each(&texts, true)?
-        .into_iter()
-        .map(|mut t| {
-            t.truncate(n_ctx);
-            t
-        })
-        .collect())
-}
-
 fn layer_span(graph: &FlowGraph) -> (usize, usize) {
     let layers = graph.nodes.iter().map(|n| n.layer);
     (layers.clone().min().unwrap_or(0), layers.max().unwrap_or(0))
-}
-
-/// On the toy world: the feature of `sae` most active at the end of happy contexts against the
-/// other moods' (where the next word is a mood word), as the steering examples pick it.
-fn happy_feature(
-    model: &HookedTransformer<Cpu>,
-    sae: &interp::sae::Sae,
-) -> Result<usize, Box<dyn Error>> {
-    let (mine, others) = interp::toy::corpus::mood_contexts_against_others(Mood::Happy, Lang::En);
-    let (mine, others) = (
-        model.to_tokens_each(&mine, true)?,
-        model.to_tokens_each(&others, true)?,
-    );
-    Ok(contrastive_features(model, sae, &mine, &others, &TokenSelection::Last, 1)?[0].0)
 }

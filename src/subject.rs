@@ -40,12 +40,132 @@ impl Subject {
         if !self.toy {
             return Err(format!("--{} is needed with --model", mood.name()).into());
         }
-        let (mine, others) = mood_contexts_against_others(mood, Lang::En);
-        let mine = self.model.to_tokens_each(&mine, true)?;
-        let others = self.model.to_tokens_each(&others, true)?;
-        let last = TokenSelection::Last;
-        Ok(contrastive_features(&self.model, &self.sae, &mine, &others, &last, 1)?[0].0)
+        toy_mood_feature(&self.model, &self.sae, mood)
     }
+}
+
+/// On the toy world: the feature of `sae` most active at the end of `mood`'s contexts against
+/// the other moods' (English; the last token, where the next word is a mood word).
+///
+/// # Errors
+/// Model and SAE errors.
+pub fn toy_mood_feature(
+    model: &HookedTransformer<Cpu>,
+    sae: &Sae,
+    mood: Mood,
+) -> Result<usize, Box<dyn Error>> {
+    let (mine, others) = mood_contexts_against_others(mood, Lang::En);
+    let mine = model.to_tokens_each(&mine, true)?;
+    let others = model.to_tokens_each(&others, true)?;
+    let last = TokenSelection::Last;
+    Ok(contrastive_features(model, sae, &mine, &others, &last, 1)?[0].0)
+}
+
+/// A model and a stack of SAEs on it (interp-flow), as the flow examples load them.
+pub struct StackSubject {
+    /// The model, with its tokenizer.
+    pub model: HookedTransformer<Cpu>,
+    /// The SAEs, `attn.hook_z` ones already mapped through `W_O`.
+    pub stack: interp_flow::SaeStack,
+    /// Whether this is the toy world.
+    pub toy: bool,
+}
+
+/// The flags that pick a flow example's model and SAE stack (flatten into a clap parser).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct StackArgs {
+    /// Model directory or hub id (default: the toy world).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// SAE directory, one SAE per subdirectory (default: the toy world's SAEs).
+    #[arg(long)]
+    pub saes: Option<std::path::PathBuf>,
+    /// SAELens releases to stack instead of --saes (`hub` feature; `width_16k/canonical` ids).
+    #[arg(long)]
+    pub release: Vec<String>,
+    /// Text corpus (.txt/.jsonl or a directory; default: the toy world's held-out documents).
+    #[arg(long)]
+    pub corpus: Option<std::path::PathBuf>,
+}
+
+impl StackArgs {
+    /// Loads the model and the stack.
+    ///
+    /// # Errors
+    /// Loading errors; `--model` without `--saes` or `--release`; a release without `hub`.
+    pub fn load(&self) -> Result<StackSubject, Box<dyn Error>> {
+        let (model, mut stack, toy) = match &self.model {
+            None => {
+                let world = interp_toy::ToyWorld::load()?;
+                let dir = self
+                    .saes
+                    .clone()
+                    .unwrap_or_else(|| world.dir().join("saes"));
+                (
+                    world.into_model(),
+                    interp_flow::SaeStack::from_dir(&dir)?,
+                    true,
+                )
+            }
+            Some(name) => {
+                let model = HookedTransformer::<Cpu>::from_pretrained(name, &Default::default())?;
+                let stack = match &self.saes {
+                    Some(dir) => interp_flow::SaeStack::from_dir(dir)?,
+                    None if !self.release.is_empty() => release_stack(&self.release)?,
+                    None => return Err("--model needs --saes DIR or --release".into()),
+                };
+                (model, stack, false)
+            }
+        };
+        stack.map_attention_z(&model)?;
+        Ok(StackSubject { model, stack, toy })
+    }
+
+    /// Up to `n` texts of the corpus (or of the toy world's held-out documents, seed 2), as
+    /// tokens with BOS, truncated to the model's context.
+    ///
+    /// # Errors
+    /// Corpus and tokenizer errors.
+    pub fn texts(
+        &self,
+        model: &HookedTransformer<Cpu>,
+        n: usize,
+    ) -> Result<Vec<Vec<u32>>, Box<dyn Error>> {
+        let texts: Vec<String> = match &self.corpus {
+            Some(path) => interp_sae::store::Corpus::open(path)?
+                .documents()
+                .take(n)
+                .collect::<Result<_, _>>()?,
+            None => {
+                let cfg = interp_toy::corpus::CorpusConfig {
+                    seed: 2,
+                    n_docs: n,
+                    ..Default::default()
+                };
+                interp_toy::corpus::generate(&cfg)
+                    .into_iter()
+                    .map(|d| d.text)
+                    .collect()
+            }
+        };
+        let n_ctx = model.cfg().n_ctx;
+        let mut tokens = model.to_tokens_each(&texts, true)?;
+        tokens.iter_mut().for_each(|t| t.truncate(n_ctx));
+        Ok(tokens)
+    }
+}
+
+#[cfg(feature = "hub")]
+fn release_stack(releases: &[String]) -> Result<interp_flow::SaeStack, Box<dyn Error>> {
+    let releases: Vec<&str> = releases.iter().map(String::as_str).collect();
+    Ok(interp_flow::SaeStack::from_pretrained(&releases, |id| {
+        id.contains("width_16k/canonical")
+    })?)
+}
+
+#[cfg(not(feature = "hub"))]
+fn release_stack(_releases: &[String]) -> Result<interp_flow::SaeStack, Box<dyn Error>> {
+    Err("loading SAELens releases needs the hub: add `--features hub`".into())
 }
 
 /// The flags that pick an example's model and SAE (flatten into a clap parser).
