@@ -2,53 +2,79 @@
 
 use std::fmt::Write as _;
 
+use super::{complete, module_colour, strength};
 use crate::graph::FlowGraph;
 use crate::node::Module;
 
-/// Fill colour of a module's nodes (shared by the DOT, SVG and HTML exports).
-pub(crate) fn module_colour(m: Module) -> &'static str {
+/// A DOT double-quoted string.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn shape(m: Module) -> &'static str {
     match m {
-        Module::Emb => "#9e9e9e",
-        Module::Att => "#e69f00",
-        Module::Mlp => "#009e73",
-        Module::Res => "#0072b2",
+        Module::Res => "ellipse",
+        Module::Mlp => "box",
+        Module::Att => "diamond",
+        Module::Emb => "hexagon",
     }
 }
 
-/// The graph as Graphviz DOT, left to right by layer (one `rank=same` group per layer),
-/// modules by colour and shape, edges labelled with their cosine and as thick as it is high.
+/// The graph as Graphviz DOT (`dot -Tsvg`), left to right by layer.
+///
+/// - One `subgraph layer_L { rank=same; … }` per layer, its nodes in module order (emb, att,
+///   mlp, res) then feature.
+/// - Node names are the quoted ids (`"2/res/10"`); the module sets the fill colour (emb grey,
+///   att orange, mlp green, res blue, as in the SVG and HTML exports) and the shape (emb
+///   hexagon, att diamond, mlp box, res ellipse).
+/// - Edges are labelled with their cosine (two decimals), `penwidth` 0.5–4.5 and the colour's
+///   opacity grow with `|cosine|`; negative cosines are dashed.
 pub fn to_dot(g: &FlowGraph) -> String {
+    let g = complete(g);
     let mut s = String::from(
-        "digraph flow {\n  rankdir=LR;\n  node [style=filled, fontname=\"Helvetica\", fontcolor=white];\n",
+        "digraph flow {\n  rankdir=LR;\n  newrank=true;\n  \
+         node [style=filled, fontname=\"Helvetica\", fontsize=10, fontcolor=white];\n  \
+         edge [fontname=\"Helvetica\", fontsize=9, arrowsize=0.6];\n",
     );
     let mut layers: Vec<usize> = g.nodes.iter().map(|n| n.layer).collect();
     layers.dedup();
     for l in layers {
         let _ = writeln!(s, "  subgraph layer_{l} {{\n    rank=same;");
         for n in g.nodes.iter().filter(|n| n.layer == l) {
-            let shape = match n.module {
-                Module::Res => "ellipse",
-                Module::Mlp => "box",
-                Module::Att => "diamond",
-                Module::Emb => "hexagon",
-            };
             let _ = writeln!(
                 s,
-                "    \"{}\" [shape={shape}, fillcolor=\"{}\"];",
-                n.id,
-                module_colour(n.module)
+                "    {} [shape={}, fillcolor={}, tooltip={}];",
+                quote(&n.id.to_string()),
+                shape(n.module),
+                quote(module_colour(n.module)),
+                quote(&format!("layer {l}, {}, feature {}", n.module, n.feature)),
             );
         }
         s.push_str("  }\n");
     }
     for e in &g.edges {
+        let w = strength(e.score);
+        let alpha = (64.0 + 191.0 * w).round() as u8;
         let _ = writeln!(
             s,
-            "  \"{}\" -> \"{}\" [label=\"{:.2}\", penwidth={:.2}];",
-            e.source,
-            e.target,
-            e.score,
-            0.5 + 4.0 * e.score.clamp(0.0, 1.0)
+            "  {} -> {} [label={}, penwidth={:.2}, color={}{}];",
+            quote(&e.source.to_string()),
+            quote(&e.target.to_string()),
+            quote(&format!("{:.2}", e.score)),
+            0.5 + 4.0 * w,
+            quote(&format!("#404040{alpha:02x}")),
+            if e.score < 0.0 { ", style=dashed" } else { "" },
         );
     }
     s.push_str("}\n");
@@ -57,15 +83,85 @@ pub fn to_dot(g: &FlowGraph) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn dot_names_every_node_once_and_every_edge() {
-        let g = super::super::sample_graph();
-        let dot = super::to_dot(&g);
-        for n in &g.nodes {
-            assert_eq!(dot.matches(&format!("\"{}\" [shape", n.id)).count(), 1);
+    use super::super::sample_graph;
+    use super::*;
+
+    /// The quoted strings of a DOT line, in order.
+    fn quoted(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur: Option<String> = None;
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match (&mut cur, c) {
+                (None, '"') => cur = Some(String::new()),
+                (Some(_), '"') => out.push(cur.take().unwrap()),
+                (Some(s), '\\') => s.push(chars.next().unwrap()),
+                (Some(s), c) => s.push(c),
+                (None, _) => {}
+            }
         }
-        assert_eq!(dot.matches(" -> ").count(), g.edges.len());
+        assert!(cur.is_none(), "unterminated string in {line}");
+        out
+    }
+
+    #[test]
+    fn dot_is_structured_by_layer_and_names_every_node_and_edge() {
+        let g = sample_graph();
+        let dot = to_dot(&g);
+        assert!(dot.starts_with("digraph flow {\n") && dot.ends_with("}\n"));
+        // Balanced braces outside strings, one rank group per layer holding exactly its nodes.
+        let mut depth = 0i32;
+        let mut layer: Option<usize> = None;
+        let mut declared = Vec::new();
+        let mut edges = Vec::new();
+        for line in dot.lines() {
+            let t = line.trim();
+            if let Some(l) = t.strip_prefix("subgraph layer_") {
+                layer = Some(l.trim_end_matches(" {").parse().unwrap());
+            }
+            if t.contains(" -> ") {
+                let q = quoted(t);
+                assert_eq!(depth, 1, "edges at top level: {t}");
+                edges.push((q[0].clone(), q[1].clone(), q[2].clone()));
+            } else if t.contains("[shape=") {
+                let id = quoted(t).remove(0);
+                let id: crate::NodeId = id.parse().unwrap();
+                assert_eq!(Some(id.layer), layer, "{t} outside its layer's group");
+                assert_eq!(depth, 2);
+                declared.push(id);
+            }
+            depth += t.matches('{').count() as i32 - t.matches('}').count() as i32;
+            if t == "}" && depth == 1 {
+                layer = None;
+            }
+            assert!(depth >= 0);
+        }
+        assert_eq!(depth, 0);
+        assert_eq!(declared, g.nodes.iter().map(|n| n.id).collect::<Vec<_>>());
         assert_eq!(dot.matches("rank=same").count(), 2);
-        assert!(dot.contains("\"0/res/1\" -> \"1/res/2\" [label=\"0.90\""));
+        let want: Vec<_> = g
+            .edges
+            .iter()
+            .map(|e| {
+                let label = format!("{:.2}", e.score);
+                (e.source.to_string(), e.target.to_string(), label)
+            })
+            .collect();
+        assert_eq!(edges, want);
+        assert!(dot.contains(r##""0/res/1" -> "1/res/2" [label="0.90", penwidth=4.10"##));
+        assert!(dot.contains(r##""1/mlp/3" [shape=box, fillcolor="#009e73""##));
+    }
+
+    #[test]
+    fn quoting_escapes_quotes_and_backslashes() {
+        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(quoted(&quote(r#"a"b\c"#)), vec![r#"a"b\c"#.to_string()]);
+    }
+
+    #[test]
+    fn negative_cosines_are_dashed() {
+        let mut g = sample_graph();
+        g.edges[0].score = -0.6;
+        assert_eq!(to_dot(&g).matches("style=dashed").count(), 1);
     }
 }

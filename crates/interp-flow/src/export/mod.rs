@@ -1,11 +1,23 @@
 //! Flow graph exports: DOT, SVG drawn by us (no graphviz at run time), a self-contained HTML
 //! viewer, and circuit-tracer's graph JSON.
+//!
+//! | function | output |
+//! |---|---|
+//! | [`to_dot`] | Graphviz DOT: one `rank=same` group per layer, modules by colour and shape |
+//! | [`to_svg`] | a standalone SVG: layers as columns, module lanes, edges weighted by cosine |
+//! | [`to_html`] | one HTML file (inline CSS, JS and data): click a node to list its neighbours |
+//! | [`to_circuit_json`] | the graph JSON circuit-tracer's attribution-graph frontend loads |
+//! | [`write_all`] | all of them (and the graph's own JSON) into a directory, atomically |
+//!
+//! Every export first completes the graph: endpoints of edges missing from `nodes` are added,
+//! and nodes and edges are sorted, so the output depends only on the graph's content.
 
 mod circuit;
 mod dot;
 mod html;
 mod svg;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 pub use circuit::to_circuit_json;
@@ -15,9 +27,14 @@ pub use svg::to_svg;
 
 use crate::error::Result;
 use crate::graph::{write_text, FlowGraph};
+use crate::node::Module;
 
-/// Writes `{stem}.json`, `.dot`, `.svg`, `.html` and `{stem}.circuit.json` into `dir`, each
-/// atomically.
+/// Writes `{stem}.json` ([`FlowGraph::to_json`]), `{stem}.dot`, `{stem}.svg`, `{stem}.html`
+/// (both titled `title`) and `{stem}.circuit.json` (slug `stem`) into `dir`, each atomically.
+///
+/// circuit-tracer's frontend loads a graph as `graph_data/{slug}.json`: to view the last one
+/// there, copy it to `graph_data/{stem}.json` and add its `metadata` to the
+/// `data/graph-metadata.json` list.
 ///
 /// # Errors
 /// [`crate::Error::Io`] / [`crate::Error::Malformed`] when writing fails.
@@ -29,6 +46,44 @@ pub fn write_all(g: &FlowGraph, dir: &Path, stem: &str, title: &str) -> Result<(
     write_text(&dir.join(format!("{stem}.html")), &to_html(g, title))?;
     let circuit = serde_json::to_string_pretty(&to_circuit_json(g, stem)).expect("json");
     write_text(&dir.join(format!("{stem}.circuit.json")), &circuit)
+}
+
+/// The graph with every edge endpoint among its nodes and nodes and edges sorted (borrowed when
+/// it already is).
+pub(crate) fn complete(g: &FlowGraph) -> Cow<'_, FlowGraph> {
+    let sorted_nodes = g.nodes.windows(2).all(|w| w[0].id < w[1].id);
+    let sorted_edges = g
+        .edges
+        .windows(2)
+        .all(|w| (w[0].target, w[0].source) < (w[1].target, w[1].source));
+    let covered = g
+        .edges
+        .iter()
+        .all(|e| g.contains(e.source) && g.contains(e.target));
+    if sorted_nodes && sorted_edges && covered {
+        Cow::Borrowed(g)
+    } else {
+        Cow::Owned(FlowGraph::union([g.clone()]))
+    }
+}
+
+/// Fill colour of a module's nodes (the Okabe–Ito palette; shared by DOT, SVG and HTML).
+pub(crate) fn module_colour(m: Module) -> &'static str {
+    match m {
+        Module::Emb => "#7f7f7f",
+        Module::Att => "#e69f00",
+        Module::Mlp => "#009e73",
+        Module::Res => "#0072b2",
+    }
+}
+
+/// A cosine's strength for drawing: `|score|` clamped to `[0, 1]` (0 for NaN).
+pub(crate) fn strength(score: f32) -> f64 {
+    if score.is_nan() {
+        0.0
+    } else {
+        f64::from(score.abs().min(1.0))
+    }
 }
 
 /// Escapes `&`, `<`, `>`, `"` and `'` for XML and HTML text and attributes.
@@ -47,6 +102,7 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
+/// The test graph: `0/emb/5 → 0/res/1 → 1/res/2 ← 1/mlp/3, 1/att/4`.
 #[cfg(test)]
 pub(crate) fn sample_graph() -> FlowGraph {
     let id = |s: &str| s.parse().unwrap();
@@ -67,4 +123,31 @@ pub(crate) fn sample_graph() -> FlowGraph {
             })
             .collect(),
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_adds_missing_endpoints_and_borrows_complete_graphs() {
+        let g = sample_graph();
+        assert!(matches!(complete(&g), Cow::Borrowed(_)));
+        let partial = FlowGraph {
+            nodes: Vec::new(),
+            edges: g.edges.iter().rev().copied().collect(),
+        };
+        assert_eq!(complete(&partial).into_owned(), g);
+    }
+
+    #[test]
+    fn write_all_writes_every_format() {
+        let dir = tempfile::tempdir().unwrap();
+        write_all(&sample_graph(), dir.path(), "g", "T").unwrap();
+        for f in ["g.json", "g.dot", "g.svg", "g.html", "g.circuit.json"] {
+            assert!(dir.path().join(f).metadata().unwrap().len() > 100, "{f}");
+        }
+        let back = std::fs::read_to_string(dir.path().join("g.json")).unwrap();
+        assert_eq!(FlowGraph::from_json(&back).unwrap(), sample_graph());
+    }
 }
