@@ -34,6 +34,9 @@ struct Args {
     /// Texts read for groups and deactivation.
     #[arg(long, default_value_t = 48)]
     texts: usize,
+    /// Samples per steering setting.
+    #[arg(long, default_value_t = 48)]
+    samples: usize,
     /// Output directory.
     #[arg(long, default_value = "out/feature_flow")]
     out: PathBuf,
@@ -113,7 +116,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             seed: 3,
             ..Default::default()
         })
-        .samples(48)
+        .samples(args.samples)
         .scorers(vec![&share, &fluency, &DistinctN(2)]);
     let res = [Module::Res];
     let (l_start, l_end) = layer_span(&graph);
