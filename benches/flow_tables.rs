@@ -1,155 +1,151 @@
 #![allow(missing_docs)]
-//! Feature-flow matching tables and graphs on CPU, Gemma-2-2B-shaped (res and mlp SAEs
-//! 16384 × 2304, att SAEs 16384 × 2048 on `attn.hook_z` mapped through a 2048 × 2304 `W_O`),
-//! random weights.
+//! Feature-flow matching tables and graphs on CPU, on a Gemma-2-2B-shaped stack with random
+//! weights (`common::FlowShape::GEMMA2_2B`: 26 layers; `R_L` and `M_L` SAEs 16384 × 2304,
+//! `A_L` SAEs 16384 × 2048 on `attn.hook_z`, mapped through a 2048 × 2304 `W_O`).
 //!
-//! - `cargo bench --bench flow_tables`: criterion — a backward graph from saved 26-layer tables,
-//!   loading those tables, and (`FLOW_BENCH_TABLES=1`) one layer's three top-1 tables.
-//! - `FLOW_TABLES_FULL=26 cargo bench --bench flow_tables`: the whole stack once, layer by
-//!   layer (per layer: R_L, M_L and A_L are made, R_{L−1} is the previous R_L; nothing else is
-//!   kept, so memory is one layer's four SAEs), printing seconds per layer, the total (table
-//!   computation only: the `W_O` mapping, normalisation and the tiled GEMMs; making random
-//!   weights excluded) and the peak RSS (`VmHWM`). Its torch twin is
-//!   `benches/flow_tables_anchor.py` (same shapes and steps).
+//! **Criterion** (`cargo bench --bench flow_tables`; choose with `FLOW_BENCH=tables,graph,load`,
+//! substring match, all by default):
+//! - `tables/one_layer_three_top1_<F>x2304`: one layer's call — `A_L`'s decoder mapped through
+//!   `W_O`, then the top-1 tables of `R_L` against `R_{L−1}`, `M_L` and `A_L` (decoders
+//!   normalised inside). About half a minute an iteration at 16384 on 2 cores, so 10 flat
+//!   samples (~5 min); `FLOW_FEATURES=4096` for a quick look.
+//! - `graph/backward_26_layers_16384`: `FlowGraph::build` of `25/res/123` with the default
+//!   options from saved 26-layer tables, nothing else (goal < 50 ms); `graph/forward_…` the
+//!   same forward from `0/res/123`.
+//! - `load/tables_26_layers_16384`: `MatchTables::load` of those tables (78 tables of 16384
+//!   rows, k = 1).
+//!
+//!   The tables are real ones — `MatchTables::compute` then `save` — of a 26-layer stack of
+//!   16384-feature SAEs with 16-wide random decoders: in 16 dimensions the best of 16384
+//!   random cosines is above the default thresholds, so the graphs go down all 26 layers, as a
+//!   Gemma feature's often does. Graph and load cost depend on rows and depth, not on the
+//!   decoder width. Making them takes ~30 s, so they are kept in cargo's
+//!   `CARGO_TARGET_TMPDIR` (`target/tmp/`) and made again only when they do not load.
+//!
+//! **Full run** (`FLOW_TABLES_FULL=26 cargo bench --bench flow_tables`, no criterion): every
+//! top-1 table of the stack, layer by layer, printing per layer the seconds of its call (as
+//! above; making the random weights is not timed) and the peak RSS (`VmHWM`), then the total.
+//! Its torch twin is `python benches/flow_tables_anchor.py` (same shapes, same weights, same
+//! steps); `python benches/paired_anchors.py flow` interleaves one layer's call of each.
+//!
+//! **How memory stays bounded.** A whole stack is 78 SAEs, 23 GB with encoders, so the full run
+//! never builds one: each layer is a `SaeStack` of only the four SAEs its tables read
+//! (`common::FlowLayer`: `R_{L−1}`, `R_L`, `M_L`, `A_L` plus `W_O`), dropped before the next
+//! layer is made; `R_{L−1}` is made again from its seed, so it is bit for bit the SAE that was
+//! `R_L` of the layer before and the tables are those of the whole stack. Inside a layer,
+//! `MatchTables::compute` holds the unit rows of `R_L` and of one predecessor and a 1024 × 4096
+//! tile of cosines, never an `F × F` matrix. Resident: four decoders (4 × 151 MB), `A_L`
+//! mapped (151 MB), two sets of unit rows (2 × 151 MB), the tile: about 1.1 GB. The encoders
+//! are zeros that are never written (`FLOW_ENCODERS=zero`, default), so their pages are not
+//! resident, as in the torch anchor, which makes no encoders; `FLOW_ENCODERS=random` gives
+//! random ones (about 0.6 GB more per layer, what SAEs loaded whole would cost). The peak is
+//! reached in the first layer and the same in every layer after it.
+//!
+//! Other knobs: `FLOW_FEATURES` (features per SAE, default 16384), `FLOW_TABLES_SAVE=DIR`
+//! (full run: also save each layer's tables as `DIR/layer<L>.safetensors`, for
+//! `flow_tables_anchor.py --check DIR`).
 
-use std::time::Instant;
+mod common;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{FlowEncoders, FlowLayer, FlowShape};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use interp::flow::prelude::*;
-use interp::sae::{Architecture, Sae, SaeConfig, SaeWeights};
-use interp_core::rng::SplitMix64;
-use ndarray::{Array1, Array2};
 
-const F: usize = 16384;
-const D: usize = 2304;
-const D_Z: usize = 2048;
-const LAYERS: usize = 26;
-
-fn uniform(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
-    let mut rng = SplitMix64::new(seed);
-    Array2::from_shape_simple_fn((rows, cols), || {
-        (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+fn features() -> usize {
+    std::env::var("FLOW_FEATURES").map_or(FlowShape::GEMMA2_2B.d_sae, |v| {
+        v.parse().expect("FLOW_FEATURES = a number of features")
     })
 }
 
-/// A JumpReLU SAE at `hook` with random decoder rows and a zero encoder (matching reads only
-/// decoders; the encoder is there because an SAE has one, and counts in the peak RSS).
-fn sae(hook: String, d_in: usize, seed: u64) -> Sae {
-    let mut cfg = SaeConfig::new(Architecture::JumpRelu, d_in, F);
-    cfg.metadata.hook_name = Some(hook);
-    let w = SaeWeights {
-        w_enc: Array2::zeros((d_in, F)),
-        w_dec: uniform(F, d_in, seed),
-        b_enc: Array1::zeros(F),
-        b_dec: Array1::zeros(d_in),
-        threshold: Some(Array1::from_elem(F, 0.1)),
-        gated: None,
-    };
-    Sae::new(cfg, w).expect("valid SAE")
+fn selected(name: &str) -> bool {
+    match std::env::var("FLOW_BENCH") {
+        Ok(f) => f.split(',').any(|c| !c.is_empty() && name.contains(c)),
+        Err(_) => true,
+    }
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// One layer's stack (R_{L−1} given), with the attention SAE's decoder mapped through `W_O`
-/// inside the timed part.
-fn layer_stack(layer: usize, prev: Sae) -> (SaeStack, Array2<f32>) {
-    let mut s = SaeStack::new();
-    s.insert("prev", prev).unwrap();
-    s.insert(
-        "res",
-        sae(
-            format!("blocks.{layer}.hook_resid_post"),
-            D,
-            3 * layer as u64 + 1,
-        ),
-    )
-    .unwrap();
-    s.insert(
-        "mlp",
-        sae(
-            format!("blocks.{layer}.hook_mlp_out"),
-            D,
-            3 * layer as u64 + 2,
-        ),
-    )
-    .unwrap();
-    s.insert(
-        "att",
-        sae(
-            format!("blocks.{layer}.attn.hook_z"),
-            D_Z,
-            3 * layer as u64 + 3,
-        ),
-    )
-    .unwrap();
-    (s, uniform(D_Z, D, 1000 + layer as u64))
-}
-
+/// Every top-1 table of a `layers`-layer stack, one layer at a time (see the module docs).
 fn full_run(layers: usize) {
-    let mut prev = sae("blocks.0.hook_resid_pre".into(), D, 0);
-    let mut total = 0.0;
-    for layer in 0..layers {
-        let (mut stack, w_o) = layer_stack(layer, prev);
-        let t = Instant::now();
-        stack.map_attention_z_with(layer, w_o.view()).unwrap();
-        let tables = MatchTables::compute(&stack, 1).unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        total += secs;
-        assert_eq!(tables.get(layer, Source::Att).unwrap().rows(), F);
-        println!(
-            "layer {layer:2}: {secs:6.2} s (3 tables)  peak RSS {:7.0} MiB",
-            peak_rss_mib()
-        );
-        prev = stack.get(layer, Module::Res).unwrap().sae.clone();
+    let shape = FlowShape::gemma2_2b(layers, features());
+    let encoders = FlowEncoders::from_env();
+    let save = std::env::var_os("FLOW_TABLES_SAVE").map(PathBuf::from);
+    if let Some(dir) = &save {
+        std::fs::create_dir_all(dir).expect("FLOW_TABLES_SAVE: a directory");
     }
     println!(
-        "ours: {layers} layers, {total:.1} s in all ({:.2} s/layer), peak RSS {:.0} MiB",
+        "# ours: {layers} layers, SAEs {f} x {d} (att {f} x {z} through W_O {z} x {d}), top-1, \
+         encoders {encoders:?}, {} threads",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        f = shape.d_sae,
+        d = shape.d_model,
+        z = shape.d_z,
+    );
+    let (mut total, mut made, mut times) = (0.0, 0.0, Vec::new());
+    for layer in 0..layers {
+        let t = Instant::now();
+        let mut l = FlowLayer::new(shape, layer, encoders);
+        made += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let tables = l.tables(1);
+        let secs = t.elapsed().as_secs_f64();
+        total += secs;
+        times.push(secs);
+        for s in Source::ALL {
+            let table = tables.get(layer, s).expect("three tables");
+            assert_eq!(table.rows(), shape.d_sae);
+            assert!(table.scores.iter().all(|c| c.abs() <= 1.0 + 1e-4));
+        }
+        if let Some(dir) = &save {
+            tables
+                .save(&dir.join(format!("layer{layer}.safetensors")))
+                .expect("tables saved");
+        }
+        println!(
+            "layer {layer:2}: {secs:6.2} s (3 tables)  peak RSS {:6.0} MiB",
+            common::peak_rss_mib()
+        );
+        drop(l); // before the next layer is made
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "ours: {layers} layers, {total:.1} s in all ({:.2} s/layer, median {:.2}, min {:.2}, \
+         max {:.2}), peak RSS {:.0} MiB; making the weights (not timed) {made:.1} s",
         total / layers as f64,
-        peak_rss_mib()
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1],
+        common::peak_rss_mib()
     );
 }
 
-/// Tables shaped like a 26-layer 16k stack's, from small random SAEs' indices spread over 16k
-/// (the graph walk only reads indices and scores).
-fn synthetic_tables(dir: &std::path::Path) -> std::path::PathBuf {
-    // Real tables of a small stack, then saved; the walk's cost is per visited row.
-    let mut s = SaeStack::new();
-    let small = |hook: String, seed| {
-        let mut cfg = SaeConfig::new(Architecture::Standard, 64, F);
-        cfg.metadata.hook_name = Some(hook);
-        let w = SaeWeights {
-            w_enc: Array2::zeros((64, F)),
-            w_dec: uniform(F, 64, seed),
-            b_enc: Array1::zeros(F),
-            b_dec: Array1::zeros(64),
-            threshold: None,
-            gated: None,
-        };
-        Sae::new(cfg, w).unwrap()
-    };
-    s.insert("emb", small("blocks.0.hook_resid_pre".into(), 0))
+/// Real top-1 tables of a 26-layer stack of 16384-feature SAEs with `d_in`-wide random
+/// decoders, saved in `dir` (kept there: made again only when they do not load).
+fn graph_tables(dir: &Path, d_in: usize) -> PathBuf {
+    let path = dir.join(format!("flow_graph_tables_26x16384_d{d_in}.safetensors"));
+    if MatchTables::load(&path).is_ok() {
+        return path;
+    }
+    let layers = FlowShape::GEMMA2_2B.layers;
+    let f = FlowShape::GEMMA2_2B.d_sae;
+    let sae = |hook: String, seed| common::flow_sae(&hook, d_in, f, seed, FlowEncoders::Zero);
+    let mut stack = SaeStack::new();
+    stack
+        .insert("emb", sae("blocks.0.hook_resid_pre".into(), 7))
         .unwrap();
-    for l in 0..LAYERS {
-        for (i, h) in ["hook_resid_post", "hook_mlp_out", "hook_attn_out"]
-            .iter()
+    for l in 0..layers {
+        for (i, hook) in ["hook_resid_post", "hook_mlp_out", "hook_attn_out"]
+            .into_iter()
             .enumerate()
         {
-            s.insert(
-                format!("{l}{h}"),
-                small(format!("blocks.{l}.{h}"), (3 * l + i) as u64 + 1),
-            )
-            .unwrap();
+            let hook = format!("blocks.{l}.{hook}");
+            let seed = 100 + 3 * l as u64 + i as u64;
+            stack.insert(hook.clone(), sae(hook, seed)).unwrap();
         }
     }
-    let tables = MatchTables::compute(&s, 1).unwrap();
-    let path = dir.join("tables.safetensors");
+    let tables = MatchTables::compute(&stack, 1).unwrap();
     tables.save(&path).unwrap();
     path
 }
@@ -159,44 +155,72 @@ fn bench(c: &mut Criterion) {
         full_run(n.parse().expect("FLOW_TABLES_FULL = a number of layers"));
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = synthetic_tables(dir.path());
-    let tables = MatchTables::load(&path).unwrap();
-    let mut group = c.benchmark_group("flow");
-    group.sample_size(20);
-    // Low thresholds so the walk goes all the way down (26 residual steps + modules).
-    let opts = GraphOptions {
-        thresholds: Thresholds {
-            t_res: -1.0,
-            t_module: -1.0,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let g = FlowGraph::build(&tables, NodeId::res(LAYERS - 1, 123), &opts).unwrap();
-    assert!(g.nodes.len() > 3 * LAYERS, "{} nodes", g.nodes.len());
-    group.bench_function("backward_graph_26_layers_16k", |b| {
-        b.iter(|| FlowGraph::build(&tables, NodeId::res(LAYERS - 1, 123), &opts).unwrap())
-    });
-    let fwd = GraphOptions {
-        direction: FlowDirection::Forward,
-        ..opts.clone()
-    };
-    group.bench_function("forward_graph_26_layers_16k", |b| {
-        b.iter(|| FlowGraph::build(&tables, NodeId::res(0, 123), &fwd).unwrap())
-    });
-    group.bench_function("load_tables_26_layers_16k", |b| {
-        b.iter(|| MatchTables::load(&path).unwrap())
-    });
-    if std::env::var("FLOW_BENCH_TABLES").is_ok() {
-        group.sample_size(10);
-        let (mut stack, w_o) = layer_stack(1, sae("blocks.0.hook_resid_post".into(), D, 0));
-        stack.map_attention_z_with(1, w_o.view()).unwrap();
-        group.bench_function("one_layer_three_top1_tables_16384x2304", |b| {
-            b.iter(|| MatchTables::compute(&stack, 1).unwrap())
+    if selected("tables") {
+        let f = features();
+        let mut layer = FlowLayer::new(FlowShape::gemma2_2b(2, f), 1, FlowEncoders::Zero);
+        let mut group = c.benchmark_group("tables");
+        group
+            .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(1))
+            .measurement_time(Duration::from_secs(1));
+        group.bench_function(format!("one_layer_three_top1_{f}x2304"), |b| {
+            b.iter(|| layer.tables(1))
         });
+        group.finish();
     }
-    group.finish();
+    if !(selected("graph") || selected("load")) {
+        return;
+    }
+    let t = Instant::now();
+    let path = graph_tables(Path::new(env!("CARGO_TARGET_TMPDIR")), 16);
+    let made = t.elapsed();
+    let t = Instant::now();
+    let tables = MatchTables::load(&path).unwrap();
+    let loaded = t.elapsed();
+    let opts = GraphOptions::default();
+    let start = NodeId::res(25, 123);
+    let t = Instant::now();
+    let g = FlowGraph::build(&tables, start, &opts).unwrap();
+    let built = t.elapsed();
+    let depth = g.nodes.iter().filter(|n| n.module == Module::Res).count();
+    eprintln!(
+        "flow graph tables: 78 tables of 16384 rows ({}, {:.1} MB; made or found in {:.1} s), \
+         loaded once in {:.1} ms; backward graph of {start}: {} nodes ({depth} residual), {} \
+         edges, first build {:.3} ms",
+        path.display(),
+        std::fs::metadata(&path).map_or(0.0, |m| m.len() as f64 / 1e6),
+        made.as_secs_f64(),
+        loaded.as_secs_f64() * 1e3,
+        g.nodes.len(),
+        g.edges.len(),
+        built.as_secs_f64() * 1e3,
+    );
+    assert!(depth >= 20, "the walk should go down most layers: {depth}");
+    if selected("graph") {
+        let mut group = c.benchmark_group("graph");
+        group.bench_function("backward_26_layers_16384", |b| {
+            b.iter(|| FlowGraph::build(&tables, start, &opts).unwrap())
+        });
+        let fwd = GraphOptions {
+            direction: FlowDirection::Forward,
+            ..opts.clone()
+        };
+        group.bench_function("forward_26_layers_16384", |b| {
+            b.iter(|| FlowGraph::build(&tables, NodeId::res(0, 123), &fwd).unwrap())
+        });
+        group.finish();
+    }
+    if selected("load") {
+        let mut group = c.benchmark_group("load");
+        group
+            .sample_size(20)
+            .measurement_time(Duration::from_secs(10));
+        group.bench_function("tables_26_layers_16384", |b| {
+            b.iter(|| MatchTables::load(&path).unwrap())
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, bench);

@@ -12,6 +12,9 @@
 //!   `encode_dense`, `encode_sparse`, `decode_sparse`, `forward`, as there. Only the latest
 //!   case is kept in memory.
 //! - `steer generate` — the steered generation of `steer_generate.rs` (8 samples × 64 tokens).
+//! - `flow tables [F]` — one layer's call of `flow_tables.rs`: layer 1 of the random
+//!   Gemma-2-2B-shaped stack with `F` features per SAE (default 16384), `A_1` mapped through
+//!   `W_O` and the three top-1 tables of `R_1`. Only the latest `F` is kept in memory.
 
 mod common;
 
@@ -24,6 +27,7 @@ struct Worker {
     gpt2: Option<(HookedTransformer<Cpu>, Batch)>,
     sae: Option<common::SaeCase>,
     steer: Option<common::SteerCase>,
+    flow: Option<common::FlowLayer>,
 }
 
 impl Worker {
@@ -56,6 +60,21 @@ impl Worker {
                 let case = self.steer.get_or_insert_with(common::SteerCase::new);
                 let start = Instant::now();
                 case.run()?;
+                Ok(start.elapsed().as_secs_f64())
+            }
+            ["flow", "tables", ref f @ ..] if f.len() <= 1 => {
+                let d_sae = match f {
+                    [f] => f.parse().map_err(|_| format!("bad feature count {f:?}"))?,
+                    _ => common::FlowShape::GEMMA2_2B.d_sae,
+                };
+                let shape = common::FlowShape::gemma2_2b(2, d_sae);
+                if self.flow.as_ref().is_none_or(|l| l.shape != shape) {
+                    self.flow = None; // free the previous layer first
+                    self.flow = Some(common::FlowLayer::new(shape, 1, common::FlowEncoders::Zero));
+                }
+                let layer = self.flow.as_mut().expect("just set");
+                let start = Instant::now();
+                layer.tables(1);
                 Ok(start.elapsed().as_secs_f64())
             }
             _ => Err(format!("unknown request {request:?}")),

@@ -9,8 +9,8 @@ median ratio and its spread over the rounds, the best-of-rounds throughputs, and
 ratio of the bursts' first calls, which come after a pause and the other side's burst, with
 cold caches (our short, memory-bound SAE decodes lose up to 2x there).
 
-    python benches/paired_anchors.py forward|sae|steer [--rounds N] [--burst N] [--only TEXT]
-        [--features blas] [--worker BIN] [--json FILE]
+    python benches/paired_anchors.py forward|sae|steer|flow [--rounds N] [--burst N]
+        [--only TEXT] [--features blas] [--worker BIN] [--json FILE] [--flow-features F]
 
 Run it with the anchors' Python (../shared/anchors/setup.sh: torch, transformers,
 transformer-lens, sae-lens). It builds and starts the Rust worker, `benches/paired.rs`,
@@ -26,6 +26,12 @@ with `cargo bench --bench paired`; the anchors are built exactly as in
   16-token prompt at temperature 1 with the KV cache, a vector added at blocks.6.hook_resid_pre
   at every position and step, against TransformerLens `generate` with the same forward hook
   (goal >= 3.0 generated tokens/s).
+- `flow`: one layer's Feature Flow top-1 matching tables (benches/flow_tables.rs): layer 1 of
+  the random Gemma-2-2B-shaped stack, R_1 (16384 x 2304) against R_0, M_1 (16384 x 2304) and
+  A_1 (attn.hook_z, 16384 x 2048, mapped through W_O 2048 x 2304 inside the call), against
+  the torch twin of benches/flow_tables_anchor.py on the same weights (goal >= 2.0; throughput
+  in R_1 rows matched per second, 3 x 16384 a call). `--flow-features 4096` for a quick run.
+  Calls take seconds: `--rounds 3` is enough.
 """
 import argparse
 import json
@@ -164,15 +170,25 @@ def steer_pairs():
             "steer generate", 3.0)]
 
 
+def flow_pairs(features):
+    from flow_tables_anchor import Layer  # beside this script
+
+    layer = Layer(1, features)
+    yield [(f"flow 3 top-1 tables {features}x2304", 3 * features,
+            "torch tiled matmul + topk", layer.tables, f"flow tables {features}", 2.0, "rows")]
+    del layer
+
+
 def measure(worker, groups, rounds, burst, only=""):
     results = []
     with torch.no_grad():
         for pairs in groups:
             pairs = [p for p in pairs if only in p[0]]
-            for _, _, _, anchor, request, _ in pairs:  # warm-up, both sides
+            for _, _, _, anchor, request, *_ in pairs:  # warm-up, both sides
                 anchor()
                 worker.time(request)
-            for name, tokens, anchor_name, anchor, request, goal in pairs:
+            for name, tokens, anchor_name, anchor, request, goal, *unit in pairs:
+                unit = unit[0] if unit else "tok"  # what `tokens` counts
                 bursts = ([], [])  # per round: the burst's call times, anchor then ours
                 for r in range(rounds):
                     order = (0, 1) if r % 2 == 0 else (1, 0)
@@ -188,8 +204,11 @@ def measure(worker, groups, rounds, burst, only=""):
                 row = {
                     "benchmark": name,
                     "anchor": anchor_name,
+                    "unit": unit,  # the *_tok_s figures count this per second
                     "anchor_best_tok_s": tokens / min(anchor_s),
                     "ours_best_tok_s": tokens / min(ours_s),
+                    "anchor_best_s": min(anchor_s),
+                    "ours_best_s": min(ours_s),
                     "ratio_median": statistics.median(ratios),
                     "ratio_min": ratios[0],
                     "ratio_max": ratios[-1],
@@ -201,11 +220,14 @@ def measure(worker, groups, rounds, burst, only=""):
                 }
                 results.append(row)
                 print(
-                    f"{name:34} {anchor_name:31} anchor {row['anchor_best_tok_s']:9,.0f} tok/s"
-                    f" | ours {row['ours_best_tok_s']:9,.0f} tok/s | ratio median"
+                    f"{name:34} {anchor_name:31} anchor {row['anchor_best_tok_s']:9,.0f}"
+                    f" {unit}/s"
+                    f" | ours {row['ours_best_tok_s']:9,.0f} {unit}/s | ratio median"
                     f" {row['ratio_median']:6.2f} [{row['ratio_min']:.2f}-{row['ratio_max']:.2f}],"
                     f" of bests {row['ratio_of_bests']:6.2f}, first calls"
-                    f" {row['first_call_ratio_median']:6.2f} | goal >= {goal}",
+                    f" {row['first_call_ratio_median']:6.2f} | goal >= {goal}"
+                    + ("" if unit == "tok" else
+                       f" | best call {row['anchor_best_s']:.2f} s vs {row['ours_best_s']:.2f} s"),
                     flush=True,
                 )
     return results
@@ -213,7 +235,7 @@ def measure(worker, groups, rounds, burst, only=""):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("suite", choices=["forward", "sae", "steer"])
+    parser.add_argument("suite", choices=["forward", "sae", "steer", "flow"])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--burst", type=int, default=3,
                         help="back-to-back calls per side and round; the fastest counts")
@@ -222,6 +244,8 @@ def main():
     parser.add_argument("--features", default="", help="cargo features of the worker, e.g. blas")
     parser.add_argument("--worker", help="a worker binary already built (skips cargo)")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--flow-features", type=int, default=16384,
+                        help="features per SAE of the flow suite")
     args = parser.parse_args()
     if args.rounds < 1 or args.burst < 1:
         parser.error("--rounds and --burst must be at least 1")
@@ -229,7 +253,8 @@ def main():
     print(f"# {args.suite}, {args.rounds} rounds of {args.burst} calls a side,"
           f" features: {args.features or 'default'},"
           f" torch {torch.__version__} with {torch.get_num_threads()} threads", flush=True)
-    groups = {"forward": forward_pairs, "sae": sae_pairs, "steer": steer_pairs}[args.suite]()
+    groups = {"forward": forward_pairs, "sae": sae_pairs, "steer": steer_pairs,
+              "flow": lambda: flow_pairs(args.flow_features)}[args.suite]()
     results = measure(worker, groups, args.rounds, args.burst, args.only)
     worker.close()
     if args.json:

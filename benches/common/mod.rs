@@ -226,3 +226,198 @@ impl SteerCase {
         Ok(samples.iter().map(|s| s.tokens.len()).sum())
     }
 }
+
+// ---- Feature flow (`flow_tables.rs`, the `flow` requests of `paired.rs`) ----
+
+/// The shapes of a Feature Flow stack: `layers` blocks, each with `R_L` (`hook_resid_post`)
+/// and `M_L` (`hook_mlp_out`) SAEs `d_sae × d_model` and an `A_L` SAE on `attn.hook_z`,
+/// `d_sae × d_z`, mapped through a `d_z × d_model` `W_O`; block 0's residual predecessor is an
+/// SAE on `blocks.0.hook_resid_pre`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowShape {
+    /// Blocks.
+    pub layers: usize,
+    /// Features per SAE.
+    pub d_sae: usize,
+    /// Residual width.
+    pub d_model: usize,
+    /// `n_heads · d_head`, the width of `attn.hook_z`.
+    pub d_z: usize,
+}
+
+impl FlowShape {
+    /// Gemma 2 2B with Gemma Scope 16k SAEs: 26 layers, 16384 features, d_model 2304,
+    /// `attn.hook_z` 8 heads × 256 = 2048.
+    pub const GEMMA2_2B: FlowShape = FlowShape {
+        layers: 26,
+        d_sae: 16384,
+        d_model: 2304,
+        d_z: 2048,
+    };
+
+    /// The Gemma shape with `layers` layers and `d_sae` features (reduced runs).
+    pub fn gemma2_2b(layers: usize, d_sae: usize) -> Self {
+        FlowShape {
+            layers,
+            d_sae,
+            ..Self::GEMMA2_2B
+        }
+    }
+}
+
+/// What the flow SAEs' encoders hold. Matching reads decoders only, but an SAE has an encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowEncoders {
+    /// All zeros, allocated zeroed and never written: the pages stay unmapped (or map the
+    /// kernel's shared zero page), so they cost address space but no resident memory — the
+    /// peak RSS is that of the matching, as with the torch anchor, which makes decoders only.
+    Zero,
+    /// Random, like the decoders: the peak RSS of a stack whose SAEs were loaded whole
+    /// (`FLOW_ENCODERS=random`).
+    Random,
+}
+
+impl FlowEncoders {
+    /// `FLOW_ENCODERS` (`zero`, the default, or `random`).
+    pub fn from_env() -> Self {
+        match std::env::var("FLOW_ENCODERS").as_deref() {
+            Ok("random") => FlowEncoders::Random,
+            Ok("zero") | Err(_) => FlowEncoders::Zero,
+            Ok(other) => panic!("FLOW_ENCODERS={other}: use zero or random"),
+        }
+    }
+}
+
+/// `[rows, cols]` uniform in `[-1, 1)`, deterministic in `seed` (one SplitMix64 stream per
+/// block of 256 rows, the blocks filled by all cores: the same matrix whatever the cores).
+pub fn uniform_matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    const BLOCK: usize = 256;
+    let mut data = vec![0f32; rows * cols];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let blocks: Vec<(usize, &mut [f32])> =
+        data.chunks_mut(BLOCK * cols.max(1)).enumerate().collect();
+    let per_thread = blocks.len().div_ceil(threads).max(1);
+    let mut blocks = blocks.into_iter();
+    std::thread::scope(|s| loop {
+        let mine: Vec<_> = blocks.by_ref().take(per_thread).collect();
+        if mine.is_empty() {
+            break;
+        }
+        s.spawn(move || {
+            for (b, chunk) in mine {
+                let mut rng = SplitMix64::stream(seed, b as u64);
+                for v in chunk {
+                    *v = (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+                }
+            }
+        });
+    });
+    Array2::from_shape_vec((rows, cols), data).expect("sized")
+}
+
+/// A JumpReLU SAE reading `hook`, `d_sae × d_in`, with a random decoder (seed `seed`).
+pub fn flow_sae(hook: &str, d_in: usize, d_sae: usize, seed: u64, encoders: FlowEncoders) -> Sae {
+    let mut cfg = SaeConfig::new(Architecture::JumpRelu, d_in, d_sae);
+    cfg.metadata.hook_name = Some(hook.to_string());
+    let w_enc = match encoders {
+        FlowEncoders::Zero => Array2::zeros((d_in, d_sae)),
+        FlowEncoders::Random => uniform_matrix(d_in, d_sae, seed ^ 0x0e4c_0de5),
+    };
+    let weights = SaeWeights {
+        w_enc,
+        w_dec: uniform_matrix(d_sae, d_in, seed),
+        b_enc: Array1::zeros(d_sae),
+        b_dec: Array1::zeros(d_in),
+        threshold: Some(Array1::from_elem(d_sae, 0.1)),
+        gated: None,
+    };
+    Sae::new(cfg, weights).expect("a valid SAE")
+}
+
+/// The seed of layer `layer`'s SAE of kind `what` (0 res, 1 mlp, 2 att, 3 `W_O`; the
+/// `blocks.0.hook_resid_pre` SAE has its own).
+fn flow_seed(layer: usize, what: u64) -> u64 {
+    0xf10e_0000 + 4 * layer as u64 + what
+}
+
+/// One layer of a random [`FlowShape`] stack, exactly what its three tables read: `R_{L−1}`
+/// (block 0: the `hook_resid_pre` SAE), `R_L`, `M_L`, `A_L` on `attn.hook_z` and that
+/// layer's `W_O`. `R_{L−1}` is made again from its seed, so it is the very SAE that was
+/// `R_L` of layer `L − 1`: a run over all layers matches the whole stack while holding one
+/// layer's four SAEs at a time.
+pub struct FlowLayer {
+    /// The block.
+    pub layer: usize,
+    /// The stack's shape.
+    pub shape: FlowShape,
+    /// The four SAEs.
+    pub stack: interp::flow::SaeStack,
+    /// `[d_z, d_model]`.
+    pub w_o: Array2<f32>,
+}
+
+impl FlowLayer {
+    /// Makes layer `layer` of `shape`.
+    pub fn new(shape: FlowShape, layer: usize, encoders: FlowEncoders) -> Self {
+        let FlowShape {
+            d_sae,
+            d_model,
+            d_z,
+            ..
+        } = shape;
+        let mut stack = interp::flow::SaeStack::new();
+        let prev = match layer {
+            0 => flow_sae(
+                "blocks.0.hook_resid_pre",
+                d_model,
+                d_sae,
+                0xf10e_e3b0,
+                encoders,
+            ),
+            l => flow_sae(
+                &format!("blocks.{}.hook_resid_post", l - 1),
+                d_model,
+                d_sae,
+                flow_seed(l - 1, 0),
+                encoders,
+            ),
+        };
+        let hooks = [
+            (format!("blocks.{layer}.hook_resid_post"), d_model, 0),
+            (format!("blocks.{layer}.hook_mlp_out"), d_model, 1),
+            (format!("blocks.{layer}.attn.hook_z"), d_z, 2),
+        ];
+        stack.insert("prev", prev).expect("a free slot");
+        for (hook, d_in, what) in hooks {
+            let sae = flow_sae(&hook, d_in, d_sae, flow_seed(layer, what), encoders);
+            stack.insert(hook, sae).expect("a free slot");
+        }
+        let w_o = uniform_matrix(d_z, d_model, flow_seed(layer, 3));
+        FlowLayer {
+            layer,
+            shape,
+            stack,
+            w_o,
+        }
+    }
+
+    /// One call of the benchmark: `A_L`'s decoder mapped through `W_O`, then the three
+    /// top-`k` tables of `R_L` (against `R_{L−1}`, `M_L`, `A_L`), each decoder normalised
+    /// inside `MatchTables::compute`.
+    pub fn tables(&mut self, k: usize) -> interp::flow::MatchTables {
+        self.stack
+            .map_attention_z_with(self.layer, self.w_o.view())
+            .expect("W_O fits");
+        interp::flow::MatchTables::compute(&self.stack, k).expect("three tables")
+    }
+}
+
+/// This process's peak resident memory so far (`VmHWM` of `/proc/self/status`), MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
