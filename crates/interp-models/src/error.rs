@@ -87,6 +87,22 @@ pub enum Error {
         /// The valid names (layer indices shown as `{i}`).
         valid: String,
     },
+    /// A hook point TransformerLens has but this model's architecture does not fire.
+    #[error("this model does not fire hook point `{name}`; it fires: {fired}")]
+    HookNotFired {
+        /// The requested name.
+        name: String,
+        /// The hooks the model fires.
+        fired: String,
+    },
+    /// A model directory's `model_type` is not one of the supported families.
+    #[error("unsupported model_type `{model_type}`; supported: {supported}")]
+    UnsupportedModelType {
+        /// The `config.json` value.
+        model_type: String,
+        /// Every supported `model_type`.
+        supported: String,
+    },
     /// A hook point on a layer the model does not have.
     #[error("hook point `{name}` names layer {layer}, but the model has {n_layers} layers")]
     HookLayerOutOfRange {

@@ -8,9 +8,14 @@
 //! |---|---|
 //! | `hook_embed`, `hook_pos_embed`, `hook_resid_*`, `hook_attn_out`, `hook_mlp_out`, `ln*.hook_normalized` | `[batch, pos, d_model]` |
 //! | `ln*.hook_scale` | `[batch, pos, 1]` |
-//! | `attn.hook_q`, `attn.hook_k`, `attn.hook_v`, `attn.hook_z` | `[batch, pos, head_index, d_head]` |
+//! | `attn.hook_q`, `attn.hook_rot_q`, `attn.hook_z` | `[batch, pos, n_heads, d_head]` |
+//! | `attn.hook_k`, `attn.hook_rot_k`, `attn.hook_v` | `[batch, pos, n_key_value_heads, d_head]` |
 //! | `attn.hook_attn_scores`, `attn.hook_pattern` | `[batch, head_index, query_pos, key_pos]` |
-//! | `mlp.hook_pre`, `mlp.hook_post` | `[batch, pos, d_mlp]` |
+//! | `mlp.hook_pre`, `mlp.hook_pre_linear`, `mlp.hook_post` | `[batch, pos, d_mlp]` |
+//!
+//! Which of them a model fires depends on its architecture (`hook_pos_embed` only with learned
+//! positions, `attn.hook_rot_*` only with rotary ones, …): [`ModelConfig::hook_points`] is the
+//! list, and every API that takes a hook name checks it against that list.
 //!
 //! Hooks are a value passed to each forward ([`HookSpec`]), never state left on the model.
 
@@ -23,6 +28,7 @@ use std::str::FromStr;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 
 /// A hook point inside a transformer block (`blocks.{i}.<this>`), in execution order.
@@ -37,16 +43,24 @@ pub enum BlockHook {
     Ln1Normalized,
     /// `attn.hook_q`: queries, `[batch, pos, head_index, d_head]`.
     AttnQ,
-    /// `attn.hook_k`: keys, `[batch, pos, head_index, d_head]`.
+    /// `attn.hook_k`: keys, `[batch, pos, head_index, d_head]` (key/value heads).
     AttnK,
-    /// `attn.hook_v`: values, `[batch, pos, head_index, d_head]`.
+    /// `attn.hook_v`: values, `[batch, pos, head_index, d_head]` (key/value heads).
     AttnV,
+    /// `attn.hook_rot_q`: queries after the rotary embedding (rotary models only).
+    AttnRotQ,
+    /// `attn.hook_rot_k`: keys after the rotary embedding (rotary models only).
+    AttnRotK,
     /// `attn.hook_attn_scores`: scaled, masked (`-inf`) scores before softmax.
     AttnScores,
     /// `attn.hook_pattern`: attention probabilities.
     AttnPattern,
     /// `attn.hook_z`: the pattern-weighted values, `[batch, pos, head_index, d_head]`.
     AttnZ,
+    /// `ln1_post.hook_scale`: the scale of Gemma-2's norm on the attention output.
+    Ln1PostScale,
+    /// `ln1_post.hook_normalized`: the normalized attention output (Gemma-2).
+    Ln1PostNormalized,
     /// `hook_attn_out`: the attention output written to the residual stream.
     AttnOut,
     /// `hook_resid_mid`: the residual stream between attention and MLP.
@@ -57,8 +71,15 @@ pub enum BlockHook {
     Ln2Normalized,
     /// `mlp.hook_pre`: MLP pre-activations, `[batch, pos, d_mlp]`.
     MlpPre,
-    /// `mlp.hook_post`: MLP activations after the nonlinearity, `[batch, pos, d_mlp]`.
+    /// `mlp.hook_pre_linear`: the linear (ungated) half of a gated MLP, `[batch, pos, d_mlp]`.
+    MlpPreLinear,
+    /// `mlp.hook_post`: MLP activations after the nonlinearity (and the gate),
+    /// `[batch, pos, d_mlp]`.
     MlpPost,
+    /// `ln2_post.hook_scale`: the scale of Gemma-2's norm on the MLP output.
+    Ln2PostScale,
+    /// `ln2_post.hook_normalized`: the normalized MLP output (Gemma-2).
+    Ln2PostNormalized,
     /// `hook_mlp_out`: the MLP output written to the residual stream.
     MlpOut,
     /// `hook_resid_post`: the residual stream leaving the block.
@@ -67,22 +88,29 @@ pub enum BlockHook {
 
 impl BlockHook {
     /// Every block hook, in execution order.
-    pub const ALL: [BlockHook; 17] = [
+    pub const ALL: [BlockHook; 24] = [
         BlockHook::ResidPre,
         BlockHook::Ln1Scale,
         BlockHook::Ln1Normalized,
         BlockHook::AttnQ,
         BlockHook::AttnK,
         BlockHook::AttnV,
+        BlockHook::AttnRotQ,
+        BlockHook::AttnRotK,
         BlockHook::AttnScores,
         BlockHook::AttnPattern,
         BlockHook::AttnZ,
+        BlockHook::Ln1PostScale,
+        BlockHook::Ln1PostNormalized,
         BlockHook::AttnOut,
         BlockHook::ResidMid,
         BlockHook::Ln2Scale,
         BlockHook::Ln2Normalized,
         BlockHook::MlpPre,
+        BlockHook::MlpPreLinear,
         BlockHook::MlpPost,
+        BlockHook::Ln2PostScale,
+        BlockHook::Ln2PostNormalized,
         BlockHook::MlpOut,
         BlockHook::ResidPost,
     ];
@@ -96,15 +124,22 @@ impl BlockHook {
             BlockHook::AttnQ => "attn.hook_q",
             BlockHook::AttnK => "attn.hook_k",
             BlockHook::AttnV => "attn.hook_v",
+            BlockHook::AttnRotQ => "attn.hook_rot_q",
+            BlockHook::AttnRotK => "attn.hook_rot_k",
             BlockHook::AttnScores => "attn.hook_attn_scores",
             BlockHook::AttnPattern => "attn.hook_pattern",
             BlockHook::AttnZ => "attn.hook_z",
+            BlockHook::Ln1PostScale => "ln1_post.hook_scale",
+            BlockHook::Ln1PostNormalized => "ln1_post.hook_normalized",
             BlockHook::AttnOut => "hook_attn_out",
             BlockHook::ResidMid => "hook_resid_mid",
             BlockHook::Ln2Scale => "ln2.hook_scale",
             BlockHook::Ln2Normalized => "ln2.hook_normalized",
             BlockHook::MlpPre => "mlp.hook_pre",
+            BlockHook::MlpPreLinear => "mlp.hook_pre_linear",
             BlockHook::MlpPost => "mlp.hook_post",
+            BlockHook::Ln2PostScale => "ln2_post.hook_scale",
+            BlockHook::Ln2PostNormalized => "ln2_post.hook_normalized",
             BlockHook::MlpOut => "hook_mlp_out",
             BlockHook::ResidPost => "hook_resid_post",
         }
@@ -160,20 +195,6 @@ impl HookPoint {
         Self::block(layer, BlockHook::MlpOut)
     }
 
-    /// Every hook point of a model with `n_layers` blocks, in execution order.
-    pub fn all(n_layers: usize) -> Vec<HookPoint> {
-        let mut out = vec![HookPoint::Embed, HookPoint::PosEmbed];
-        for layer in 0..n_layers {
-            out.extend(
-                BlockHook::ALL
-                    .iter()
-                    .map(|&hook| HookPoint::block(layer, hook)),
-            );
-        }
-        out.extend([HookPoint::LnFinalScale, HookPoint::LnFinalNormalized]);
-        out
-    }
-
     /// The block index, for block hooks.
     pub fn layer(&self) -> Option<usize> {
         match self {
@@ -190,6 +211,8 @@ impl HookPoint {
                     BlockHook::AttnQ
                     | BlockHook::AttnK
                     | BlockHook::AttnV
+                    | BlockHook::AttnRotQ
+                    | BlockHook::AttnRotK
                     | BlockHook::AttnScores
                     | BlockHook::AttnPattern
                     | BlockHook::AttnZ,
@@ -211,7 +234,8 @@ impl HookPoint {
         }
     }
 
-    /// Parses a name and checks its layer against a model of `n_layers` blocks.
+    /// Parses a name and checks its layer against a model of `n_layers` blocks (not whether
+    /// that model's architecture fires it: [`ModelConfig::parse_hook`] checks both).
     pub fn parse_for(name: &str, n_layers: usize) -> Result<Self> {
         let point: HookPoint = name.parse()?;
         point.check_layer(n_layers)?;
@@ -230,7 +254,7 @@ impl HookPoint {
         }
     }
 
-    fn valid_names() -> String {
+    pub(crate) fn valid_names() -> String {
         let mut names = vec!["hook_embed".to_string(), "hook_pos_embed".to_string()];
         names.extend(
             BlockHook::ALL
@@ -416,19 +440,20 @@ impl NameFilter {
         }
     }
 
-    /// The matching hook points of a model with `n_layers` blocks. A pattern that matches no
-    /// hook point is an error (a typo must not silently cache nothing).
-    pub fn resolve(&self, n_layers: usize) -> Result<BTreeSet<HookPoint>> {
-        let all = HookPoint::all(n_layers);
+    /// The matching hook points of the model `cfg` describes. A pattern that matches no hook
+    /// this model fires is an error naming what it does fire (a typo, or a hook of another
+    /// architecture, must not silently cache nothing).
+    pub fn resolve(&self, cfg: &ModelConfig) -> Result<BTreeSet<HookPoint>> {
+        let all = cfg.hook_points();
         if let NameFilter::Patterns(ps) = self {
             for p in ps {
                 let hit = all
                     .iter()
                     .any(|h| glob_match(p.as_bytes(), h.to_string().as_bytes()));
                 if !hit {
-                    return Err(match HookPoint::parse_for(p, n_layers) {
+                    return Err(match cfg.parse_hook(p) {
                         Err(e) => e,
-                        Ok(_) => unreachable!("a valid name matches itself"),
+                        Ok(_) => unreachable!("a fired hook's name matches itself"),
                     });
                 }
             }
@@ -713,16 +738,18 @@ impl<B: Backend> HookSpec<B> {
         self.hooks.is_empty() && self.cache == NameFilter::None && self.stop_at_layer.is_none()
     }
 
-    /// Checks every hook point and the stop layer against a model of `n_layers` blocks.
-    pub fn validate(&self, n_layers: usize) -> Result<()> {
-        self.start(n_layers).map(|_| ())
+    /// Checks every hook point and the stop layer against the model `cfg` describes: each
+    /// hooked point must be one the model fires.
+    pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
+        self.start(cfg).map(|_| ())
     }
 
     /// Checks the spec and resolves which hook points a forward caches and hooks.
-    pub(crate) fn start(&self, n_layers: usize) -> Result<HookRun<'_, B>> {
-        let cached = self.cache.resolve(n_layers)?;
+    pub(crate) fn start(&self, cfg: &ModelConfig) -> Result<HookRun<'_, B>> {
+        let n_layers = cfg.n_layers;
+        let cached = self.cache.resolve(cfg)?;
         for h in &self.hooks {
-            h.point.check_layer(n_layers)?;
+            cfg.check_fires(&h.point)?;
         }
         if let Some(layer) = self.stop_at_layer {
             if layer > n_layers {
@@ -1008,10 +1035,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn cfg(n_layers: usize) -> ModelConfig {
+        ModelConfig {
+            n_layers,
+            ..ModelConfig::gpt2_small()
+        }
+    }
+
     #[test]
     fn names_round_trip_and_are_transformer_lens_strings() {
-        let all = HookPoint::all(2);
+        // GPT-2 fires 17 hooks per block; the rest of the vocabulary belongs to other families.
+        let all = cfg(2).hook_points();
         assert_eq!(all.len(), 2 + 2 * 17 + 2);
+        let every: Vec<HookPoint> = (0..2)
+            .flat_map(|l| BlockHook::ALL.map(|h| HookPoint::block(l, h)))
+            .collect();
+        for p in every.iter().chain(&all) {
+            assert_eq!(p.to_string().parse::<HookPoint>().unwrap(), *p);
+        }
         for p in &all {
             assert_eq!(p.to_string().parse::<HookPoint>().unwrap(), *p);
         }
@@ -1054,7 +1095,7 @@ mod tests {
     fn globs_select_hooks_and_typos_are_errors() {
         let f = NameFilter::patterns(["blocks.*.hook_resid_pre", "ln_final.hook_scale"]);
         let got: Vec<String> = f
-            .resolve(3)
+            .resolve(&cfg(3))
             .unwrap()
             .iter()
             .map(|h| h.to_string())
@@ -1070,22 +1111,30 @@ mod tests {
         );
         assert_eq!(
             NameFilter::patterns(["blocks.1?.*"])
-                .resolve(12)
+                .resolve(&cfg(12))
                 .unwrap()
                 .len(),
             2 * 17
         );
         assert!(NameFilter::patterns(["blocks.*.hook_resid_pre_typo"])
-            .resolve(3)
+            .resolve(&cfg(3))
             .is_err());
         assert!(NameFilter::patterns(["blocks.3.hook_z"])
-            .resolve(3)
+            .resolve(&cfg(3))
             .is_err());
+        // A real hook name this architecture does not fire names what it does fire.
+        match NameFilter::patterns(["blocks.0.attn.hook_rot_q"]).resolve(&cfg(3)) {
+            Err(Error::HookNotFired { fired, .. }) => {
+                assert!(fired.contains("blocks.{i}.attn.hook_z"), "{fired}");
+                assert!(!fired.contains("hook_rot_q"), "{fired}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     proptest! {
         #[test]
-        fn round_trip_any_layer(layer in 0usize..10_000, i in 0usize..17) {
+        fn round_trip_any_layer(layer in 0usize..10_000, i in 0usize..24) {
             let p = HookPoint::block(layer, BlockHook::ALL[i]);
             prop_assert_eq!(p.to_string().parse::<HookPoint>().unwrap(), p);
         }

@@ -12,6 +12,8 @@
 
 mod cpu;
 
+pub(crate) use cpu::ScoreRule;
+
 use std::any::{Any, TypeId};
 
 use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
@@ -87,24 +89,25 @@ pub(crate) fn linear<B: Backend, const D: usize, const E: usize>(
     match act {
         Some(Activation::GeluNew) => cpu::gelu_new(&mut out),
         Some(Activation::Relu) => cpu::relu(&mut out),
+        Some(Activation::Silu) => cpu::silu(&mut out),
         Some(Activation::Gelu) | None => {}
     }
     to_tensor(out, &out_shape)
 }
 
-/// `x @ w + b` cut along its last dimension into `N` equal parts, each its own tensor of
-/// `part_shape`, on the CPU fast path (`None` elsewhere): the query, key and value of a fused
-/// `W_QKV` without slicing the product (burn-ndarray's `narrow` copies element by element on
-/// one thread).
+/// `x @ w + b` cut along its last dimension into `N` parts, each its own tensor of the
+/// matching shape in `part_shapes`, on the CPU fast path (`None` elsewhere): the query, key and
+/// value of a fused `W_QKV` without slicing the product (burn-ndarray's `narrow` copies element
+/// by element on one thread).
 ///
 /// # Shapes
-/// `x: [..., d_in]` (`n` rows), `w: [d_in, N · d]`, `b: [N · d]`; `part_shape`: `n · d`
-/// elements in any shape.
+/// `x: [..., d_in]` (`n` rows), `w: [d_in, Σ d_i]`, `b: [Σ d_i]`; part `i` has `n · d_i`
+/// elements, in any shape.
 pub(crate) fn linear_split<B: Backend, const D: usize, const N: usize, const E: usize>(
     x: &Tensor<B, D>,
     w: &Tensor<B, 2>,
     b: &Tensor<B, 1>,
-    part_shape: [usize; E],
+    part_shapes: [[usize; E]; N],
 ) -> Option<[Tensor<B, E>; N]> {
     if !is_cpu_f32::<B>() || N == 0 {
         return None;
@@ -112,27 +115,88 @@ pub(crate) fn linear_split<B: Backend, const D: usize, const N: usize, const E: 
     let (xa, wa, ba) = (f32_array(x)?, f32_array(w)?, f32_array(b)?);
     let (w, b) = (view::<2>(&wa)?, view::<1>(&ba)?);
     let x = rows(&xa, w.nrows())?;
-    let d = w.ncols() / N;
-    if d == 0
-        || w.ncols() != N * d
-        || b.len() != N * d
-        || part_shape.iter().product::<usize>() != x.nrows() * d
+    let n = x.nrows();
+    let widths: Vec<usize> = part_shapes
+        .iter()
+        .map(|s| s.iter().product::<usize>() / n.max(1))
+        .collect();
+    if n == 0
+        || widths.iter().any(|&d| d == 0)
+        || part_shapes
+            .iter()
+            .zip(&widths)
+            .any(|(s, d)| s.iter().product::<usize>() != n * d)
+        || widths.iter().sum::<usize>() != w.ncols()
+        || b.len() != w.ncols()
     {
         return None;
     }
-    let parts: Vec<Tensor<B, E>> = (0..N)
-        .map(|i| {
-            let cols = ndarray::s![.., i * d..(i + 1) * d];
+    let mut start = 0;
+    let parts: Vec<Tensor<B, E>> = part_shapes
+        .iter()
+        .zip(&widths)
+        .map(|(shape, &d)| {
+            let (lo, hi) = (start, start + d);
+            start = hi;
             let out = dense(
                 x.view(),
-                w.slice(cols),
-                &b.slice(ndarray::s![i * d..(i + 1) * d]).to_vec(),
+                w.slice(ndarray::s![.., lo..hi]),
+                &b.slice(ndarray::s![lo..hi]).to_vec(),
                 None,
             );
-            to_tensor(out, &part_shape)
+            to_tensor(out, shape)
         })
         .collect::<Option<_>>()?;
     parts.try_into().ok()
+}
+
+/// `act(x @ w_gate) ⊙ (x @ w_in) + b_in`, TransformerLens' gated MLP up to `hook_post`, on
+/// the CPU fast path (`None` elsewhere or for exact GELU).
+///
+/// # Shapes
+/// `x: [..., d_in]` (`n` rows), `w_gate`, `w_in: [d_in, d_mlp]`, `b_in: [d_mlp]`;
+/// `out_shape`: `n · d_mlp` elements.
+pub(crate) fn gated<B: Backend, const D: usize, const E: usize>(
+    x: &Tensor<B, D>,
+    w_gate: &Tensor<B, 2>,
+    w_in: &Tensor<B, 2>,
+    b_in: &Tensor<B, 1>,
+    act: Activation,
+    out_shape: [usize; E],
+) -> Option<Tensor<B, E>> {
+    if !is_cpu_f32::<B>() || act == Activation::Gelu {
+        return None;
+    }
+    let (xa, ga, wa, ba) = (
+        f32_array(x)?,
+        f32_array(w_gate)?,
+        f32_array(w_in)?,
+        f32_array(b_in)?,
+    );
+    let (g, w, b) = (view::<2>(&ga)?, view::<2>(&wa)?, view::<1>(&ba)?);
+    let x = rows(&xa, w.nrows())?;
+    if g.dim() != w.dim()
+        || b.len() != w.ncols()
+        || out_shape.iter().product::<usize>() != x.nrows() * w.ncols()
+    {
+        return None;
+    }
+    let mut gate = dense(x.view(), g, &vec![0.0; g.ncols()], None);
+    match act {
+        Activation::GeluNew => cpu::gelu_new(&mut gate),
+        Activation::Relu => cpu::relu(&mut gate),
+        Activation::Silu => cpu::silu(&mut gate),
+        Activation::Gelu => return None,
+    }
+    let linear = dense(x.view(), w, &vec![0.0; w.ncols()], None);
+    cpu::mul_into(&mut gate, &linear);
+    if b.iter().any(|&v| v != 0.0) {
+        let b = b.to_vec();
+        for row in gate.chunks_exact_mut(b.len()) {
+            row.iter_mut().zip(&b).for_each(|(v, bi)| *v += bi);
+        }
+    }
+    to_tensor(gate, &out_shape)
 }
 
 /// `resid + x @ w + b` (`resid` optional) as a fresh row-major `[n, d_out]` buffer: one GEMM
@@ -189,14 +253,41 @@ pub(crate) fn layer_norm<B: Backend, const D: usize>(
     to_tensor(out, &x_shape)
 }
 
-/// Causal softmax attention up to `hook_z` on the CPU fast path; `None` elsewhere.
-///
-/// Scores are `q · k / scale`, keys `j` visible to query `i` iff `j ≤ past + i` and
-/// `key_mask[batch][j]`; a query with no visible key gets `z = 0` (TransformerLens zeroes its
-/// NaN pattern row).
+/// RMSNorm over the last dimension, `x / sqrt(mean(x²) + eps) · w`, on the CPU fast path;
+/// `None` elsewhere.
 ///
 /// # Shapes
-/// `q: [batch, pos, head, d_head]`, `k`, `v: [batch, head, past + pos, d_head]`,
+/// `x: [..., d]`, `w: [d]` → the shape of `x`.
+pub(crate) fn rms_norm<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, D>> {
+    if !is_cpu_f32::<B>() {
+        return None;
+    }
+    let (xa, wa) = (f32_array(x)?, f32_array(w)?);
+    let w = view::<1>(&wa)?.to_vec();
+    let d = w.len();
+    if d == 0 {
+        return None;
+    }
+    let x_shape = x.dims();
+    let x = rows(&xa, d)?;
+    let mut out = cpu::zeros(x.len());
+    cpu::rms_norm(x.as_slice()?, &mut out, &w, eps as f32);
+    to_tensor(out, &x_shape)
+}
+
+/// Causal softmax attention up to `hook_z` on the CPU fast path; `None` elsewhere.
+///
+/// Scores are `q · k / scale` (then soft-capped if `rule` says so), keys `j` visible to query
+/// `i` iff `j ≤ past + i`, within `rule`'s window, and `key_mask[batch][j]`; a query with no
+/// visible key gets `z = 0` (TransformerLens zeroes its NaN pattern row). Query head `h` reads
+/// key/value head `h / (n_heads / n_kv_heads)`.
+///
+/// # Shapes
+/// `q: [batch, pos, head, d_head]`, `k`, `v: [batch, kv_head, past + pos, d_head]`,
 /// `key_mask: [batch][past + pos]` → `z` laid out as `[batch, pos, head, d_head]`, in
 /// `out_shape` (that, or `[batch, pos, head · d_head]`).
 pub(crate) fn attention<B: Backend, const E: usize>(
@@ -205,7 +296,7 @@ pub(crate) fn attention<B: Backend, const E: usize>(
     v: &Tensor<B, 4>,
     key_mask: &[Vec<bool>],
     past: usize,
-    scale: f32,
+    rule: ScoreRule,
     out_shape: [usize; E],
 ) -> Option<Tensor<B, E>> {
     if !is_cpu_f32::<B>() {
@@ -214,9 +305,12 @@ pub(crate) fn attention<B: Backend, const E: usize>(
     let (qa, ka, va) = (f32_array(q)?, f32_array(k)?, f32_array(v)?);
     let (q, k, v) = (view::<4>(&qa)?, view::<4>(&ka)?, view::<4>(&va)?);
     let (n_batch, n_pos, n_heads, d_head) = q.dim();
+    let n_kv = k.dim().1;
     let n_keys = past + n_pos;
-    let kv_dims = (n_batch, n_heads, n_keys, d_head);
-    if k.dim() != kv_dims
+    let kv_dims = (n_batch, n_kv, n_keys, d_head);
+    if n_kv == 0
+        || n_heads % n_kv != 0
+        || k.dim() != kv_dims
         || v.dim() != kv_dims
         || key_mask.len() != n_batch
         || key_mask.iter().any(|m| m.len() != n_keys)
@@ -224,8 +318,53 @@ pub(crate) fn attention<B: Backend, const E: usize>(
     {
         return None;
     }
-    let z = cpu::attention(q, k, v, key_mask, past, scale);
+    let z = cpu::attention(q, k, v, key_mask, past, rule);
     to_tensor(z, &out_shape)
+}
+
+/// `cap · tanh(x / cap)` element-wise on the CPU fast path; `None` elsewhere.
+pub(crate) fn soft_cap<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    cap: f32,
+) -> Option<Tensor<B, D>> {
+    if !is_cpu_f32::<B>() {
+        return None;
+    }
+    let xa = f32_array(x)?;
+    let d = *x.dims().last()?;
+    let shape = x.dims();
+    let mut out = rows(&xa, d)?.into_owned().into_raw_vec_and_offset().0;
+    cpu::soft_cap(&mut out, cap);
+    to_tensor(out, &shape)
+}
+
+/// Rotary embedding of queries or keys in the "rotate half" layout on the CPU fast path
+/// (`None` elsewhere): per row `r = (batch, pos)` and head, dimensions `i < dim / 2` and
+/// `i + dim / 2` rotate by the angle whose `cos` / `sin` are `cos[r][i]` / `sin[r][i]`;
+/// dimensions from `dim` on pass through.
+///
+/// # Shapes
+/// `x: [batch, pos, heads, d_head]` (any strides), `cos`, `sin`: `[batch · pos, dim / 2]`
+/// row-major → `[batch, pos, heads, d_head]`.
+pub(crate) fn rotary<B: Backend>(
+    x: &Tensor<B, 4>,
+    cos: &[f32],
+    sin: &[f32],
+    dim: usize,
+) -> Option<Tensor<B, 4>> {
+    if !is_cpu_f32::<B>() {
+        return None;
+    }
+    let [n_batch, n_pos, n_heads, d_head] = x.dims();
+    let half = dim / 2;
+    let n_rows = n_batch * n_pos;
+    if dim % 2 != 0 || dim > d_head || cos.len() != n_rows * half || sin.len() != cos.len() {
+        return None;
+    }
+    let xa = f32_array(x)?;
+    let mut data = rows(&xa, d_head)?.into_owned().into_raw_vec_and_offset().0;
+    cpu::rotary(&mut data, n_heads * d_head, d_head, cos, sin, half);
+    to_tensor(data, &[n_batch, n_pos, n_heads, d_head])
 }
 
 /// The ndarray tensor behind `t`, if `t` is an `NdArray` tensor.
@@ -418,12 +557,26 @@ mod tests {
             let pre = x.clone().matmul(w.clone()) + b.clone().unsqueeze::<2>();
             let act = |a| linear(&x, &w, &b, None, Some(a), [n, d_out]);
             let got = act(Activation::GeluNew).unwrap();
-            let want = crate::transformer::gelu_new(pre.clone());
+            let want = crate::components::gelu_new(pre.clone());
             let diff = max_diff(got, want);
             assert!(diff < 1e-5, "gelu_new [{n}, {d_in}, {d_out}]: {diff}");
             let got = act(Activation::Relu).unwrap();
-            let diff = max_diff(got, burn::tensor::activation::relu(pre));
+            let diff = max_diff(got, burn::tensor::activation::relu(pre.clone()));
             assert!(diff < 1e-5, "relu [{n}, {d_in}, {d_out}]: {diff}");
+            let got = act(Activation::Silu).unwrap();
+            let diff = max_diff(got, burn::tensor::activation::silu(pre.clone()));
+            assert!(diff < 1e-5, "silu [{n}, {d_in}, {d_out}]: {diff}");
+            // The gated MLP against its burn formula.
+            let w_gate = normal([d_in, d_out], 1.0);
+            let gate = x.clone().matmul(w_gate.clone());
+            let lin = x.clone().matmul(w.clone());
+            for a in [Activation::GeluNew, Activation::Silu, Activation::Relu] {
+                let want = crate::components::activate(gate.clone(), a) * lin.clone()
+                    + b.clone().unsqueeze::<2>();
+                let got = gated(&x, &w_gate, &w, &b, a, [n, d_out]).unwrap();
+                let diff = max_diff(got, want);
+                assert!(diff < 1e-4, "gated {a:?} [{n}, {d_in}, {d_out}]: {diff}");
+            }
             assert!(act(Activation::Gelu).is_none());
         }
         // Saturation far out on both sides.
@@ -433,7 +586,7 @@ mod tests {
         );
         let mut data = vals(x.clone());
         cpu::gelu_new(&mut data);
-        let want = vals(crate::transformer::gelu_new(x));
+        let want = vals(crate::components::gelu_new(x));
         for (g, w) in data.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{g} vs {w}");
         }
@@ -462,15 +615,25 @@ mod tests {
         let w = normal([3 * d, d_in], 1.0).transpose();
         let b = normal([3 * d], 1.0);
         let full = x.clone().matmul(w.clone()) + b.clone().unsqueeze::<2>();
-        let parts: [Tensor<Cpu, 3>; 3] = linear_split(&x, &w, &b, [n, 2, d / 2]).unwrap();
+        let parts: [Tensor<Cpu, 3>; 3] = linear_split(&x, &w, &b, [[n, 2, d / 2]; 3]).unwrap();
         for (i, got) in parts.into_iter().enumerate() {
             let want = full.clone().narrow(1, i * d, d).reshape([n, 2, d / 2]);
             let diff = max_diff(got, want);
             assert!(diff < 1e-5, "part {i}: {diff}");
         }
-        // Output columns that do not split evenly, or a wrong part shape: not this path.
-        assert!(linear_split::<Cpu, 2, 4, 2>(&x, &w, &b, [n, d]).is_none());
-        assert!(linear_split::<Cpu, 2, 3, 2>(&x, &w, &b, [n, d + 1]).is_none());
+        // Unequal parts (grouped keys and values: Q wider than K and V).
+        let shapes = [[n, 2, 8], [n, 1, 6], [n, 1, 8]];
+        let parts: [Tensor<Cpu, 3>; 3] = linear_split(&x, &w, &b, shapes).unwrap();
+        let mut start = 0;
+        for (i, got) in parts.into_iter().enumerate() {
+            let width = shapes[i][1] * shapes[i][2];
+            let want = full.clone().narrow(1, start, width).reshape(shapes[i]);
+            start += width;
+            assert!(max_diff(got, want) < 1e-5, "unequal part {i}");
+        }
+        // Parts that do not cover the output columns: not this path.
+        assert!(linear_split::<Cpu, 2, 4, 2>(&x, &w, &b, [[n, d]; 4]).is_none());
+        assert!(linear_split::<Cpu, 2, 3, 2>(&x, &w, &b, [[n, d + 1]; 3]).is_none());
     }
 
     #[test]
@@ -489,27 +652,33 @@ mod tests {
         assert!(max_diff(got, x.matmul(w)) < 1e-4);
     }
 
-    /// The reference path of `HookedTransformer::attention` from scores to `z`.
+    /// The reference path of `components::attention` from scores to `z`.
     fn attention_reference(
         q: Tensor<Cpu, 4>,
         k: Tensor<Cpu, 4>,
         v: Tensor<Cpu, 4>,
         key_mask: &[Vec<bool>],
         past: usize,
-        scale: f32,
+        rule: ScoreRule,
     ) -> Tensor<Cpu, 4> {
         let [n_batch, n_pos, n_heads, _] = q.dims();
+        let group = n_heads / k.dims()[1];
+        let (k, v) = (
+            crate::components::attention::repeat_kv(k, group),
+            crate::components::attention::repeat_kv(v, group),
+        );
         let n_keys = past + n_pos;
-        let mask = crate::transformer::attention_mask::<Cpu>(
+        let mask = crate::components::attention::attention_mask::<Cpu>(
             key_mask,
-            n_batch,
-            past,
-            n_pos,
-            n_keys,
+            (past, n_pos),
+            rule.window,
             &Default::default(),
         );
         let padded = key_mask.iter().flatten().any(|m| !m);
-        let mut scores = q.swap_dims(1, 2).matmul(k.swap_dims(2, 3)) / scale as f64;
+        let mut scores = q.swap_dims(1, 2).matmul(k.swap_dims(2, 3)) / f64::from(rule.scale);
+        if let Some(cap) = rule.soft_cap {
+            scores = (scores / f64::from(cap)).tanh() * f64::from(cap);
+        }
         if let Some(mask) = mask {
             scores = scores.mask_fill(
                 mask.expand([n_batch, n_heads, n_pos, n_keys]),
@@ -525,22 +694,37 @@ mod tests {
 
     #[test]
     fn attention_matches_burn_reference() {
-        // (batch, pos, heads, d_head, past, left padding per row)
-        type Case = (usize, usize, usize, usize, usize, &'static [usize]);
-        let cases: [Case; 6] = [
-            (1, 1, 1, 1, 0, &[0]),
-            (2, 5, 3, 7, 0, &[0, 0]),
-            (3, 37, 2, 16, 0, &[0, 4, 36]),
-            (2, 70, 4, 64, 0, &[0, 69]),
-            (2, 1, 3, 8, 9, &[0, 3]),
-            (3, 6, 2, 5, 11, &[0, 2, 14]),
+        // (batch, pos, heads, kv heads, d_head, past, left padding per row, cap, window)
+        type Case = (
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            &'static [usize],
+            Option<f32>,
+            Option<usize>,
+        );
+        let cases: [Case; 10] = [
+            (1, 1, 1, 1, 1, 0, &[0], None, None),
+            (2, 5, 3, 3, 7, 0, &[0, 0], None, None),
+            (3, 37, 2, 2, 16, 0, &[0, 4, 36], None, None),
+            (2, 70, 4, 4, 64, 0, &[0, 69], None, None),
+            (2, 1, 3, 3, 8, 9, &[0, 3], None, None),
+            (3, 6, 2, 2, 5, 11, &[0, 2, 14], None, None),
+            // Grouped keys and values, soft caps and sliding windows.
+            (2, 40, 4, 2, 8, 0, &[0, 5], Some(2.0), None),
+            (2, 40, 6, 2, 8, 0, &[0, 5], None, Some(7)),
+            (1, 3, 4, 1, 8, 20, &[0], Some(1.5), Some(4)),
+            (2, 33, 4, 2, 16, 0, &[0, 0], Some(3.0), Some(1)),
         ];
-        for (n_batch, n_pos, n_heads, d_head, past, pads) in cases {
+        for (n_batch, n_pos, n_heads, n_kv, d_head, past, pads, soft_cap, window) in cases {
             let n_keys = past + n_pos;
             let q = normal([n_batch, n_pos, n_heads, d_head], 1.0);
-            // Keys and values as the KV cache holds them: [batch, head, key, d_head].
-            let k = normal([n_batch, n_keys, n_heads, d_head], 1.0).swap_dims(1, 2);
-            let v = normal([n_batch, n_heads, n_keys, d_head], 1.0);
+            // Keys and values as the KV cache holds them: [batch, kv_head, key, d_head].
+            let k = normal([n_batch, n_keys, n_kv, d_head], 1.0).swap_dims(1, 2);
+            let v = normal([n_batch, n_kv, n_keys, d_head], 1.0);
             // Left padding, then right padding on the last row (a padded query at the end).
             let mut key_mask: Vec<Vec<bool>> = pads
                 .iter()
@@ -549,18 +733,98 @@ mod tests {
             if n_keys > 2 && n_batch > 1 {
                 key_mask[0][n_keys - 1] = false;
             }
-            let scale = (d_head as f32).sqrt();
-            let want = attention_reference(q.clone(), k.clone(), v.clone(), &key_mask, past, scale);
+            let rule = ScoreRule {
+                scale: (d_head as f32).sqrt(),
+                soft_cap,
+                window,
+            };
+            let want = attention_reference(q.clone(), k.clone(), v.clone(), &key_mask, past, rule);
             let dims = [n_batch, n_pos, n_heads, d_head];
-            let got = attention(&q, &k, &v, &key_mask, past, scale, dims).unwrap();
+            let got = attention(&q, &k, &v, &key_mask, past, rule, dims).unwrap();
             let merged = [n_batch, n_pos, n_heads * d_head];
-            let got3 = attention(&q, &k, &v, &key_mask, past, scale, merged).unwrap();
+            let got3 = attention(&q, &k, &v, &key_mask, past, rule, merged).unwrap();
             assert_eq!(vals(got3), vals(got.clone()));
             let diff = max_diff(got, want);
             assert!(
                 diff < 1e-5,
-                "b{n_batch} p{n_pos} h{n_heads} dh{d_head} past{past}: {diff}"
+                "b{n_batch} p{n_pos} h{n_heads}/{n_kv} dh{d_head} past{past} {rule:?}: {diff}"
             );
+        }
+    }
+
+    #[test]
+    fn rotary_and_soft_cap_match_burn_reference() {
+        use crate::components::rotary::RotaryTables;
+        use crate::config::{Llama3RopeScaling, Rotary};
+        let (n_batch, n_pos, n_heads, d_head) = (2, 9, 3, 10);
+        let positions: Vec<i64> = (0..(n_batch * n_pos) as i64).map(|p| p % 7 + 3).collect();
+        for (dim, scaling) in [
+            (10, None),
+            (4, None),
+            (
+                8,
+                Some(Llama3RopeScaling {
+                    factor: 8.0,
+                    low_freq_factor: 1.0,
+                    high_freq_factor: 4.0,
+                    original_context: 16.0,
+                }),
+            ),
+        ] {
+            let rotary = Rotary {
+                dim,
+                base: 100.0,
+                llama3_scaling: scaling,
+            };
+            let tables = RotaryTables::<Cpu>::new(
+                &rotary,
+                &positions,
+                [n_batch, n_pos],
+                &Default::default(),
+            );
+            let x = normal([n_batch, n_heads, n_pos, d_head], 1.0).swap_dims(1, 2);
+            let got = tables.apply(x.clone());
+            // Against the rotation written out per element.
+            let xv = vals(x.clone());
+            let gv = vals(got);
+            let inv = rotary.inverse_frequencies();
+            let half = dim / 2;
+            for (idx, g) in gv.iter().enumerate() {
+                let i = idx % d_head;
+                let row = idx / (n_heads * d_head);
+                let base = idx - i;
+                let want = if i >= dim {
+                    xv[idx]
+                } else {
+                    let f = i % half;
+                    let angle = positions[row] as f32 * inv[f];
+                    let (a, b) = (xv[base + f], xv[base + f + half]);
+                    if i < half {
+                        a * angle.cos() - b * angle.sin()
+                    } else {
+                        b * angle.cos() + a * angle.sin()
+                    }
+                };
+                assert!((g - want).abs() < 1e-5, "dim {dim} [{idx}]: {g} vs {want}");
+            }
+        }
+        let x = normal([3, 4, 5], 4.0);
+        let got = soft_cap(&x, 2.5).unwrap();
+        let want = (x / 2.5).tanh() * 2.5;
+        assert!(max_diff(got, want) < 1e-6);
+    }
+
+    #[test]
+    fn rms_norm_matches_burn_reference() {
+        for (n, d) in [(1, 1), (7, 19), (64, 768)] {
+            let x = normal([n, d], 3.0) + 1.5;
+            let w = normal([d], 1.0);
+            let eps = 1e-6;
+            let scale = (x.clone().powi_scalar(2).mean_dim(1) + eps).sqrt();
+            let want = x.clone() / scale * w.clone().unsqueeze::<2>();
+            let got = rms_norm(&x, &w, eps).unwrap();
+            let diff = max_diff(got, want);
+            assert!(diff < 1e-5, "[{n}, {d}]: {diff}");
         }
     }
 
@@ -575,10 +839,19 @@ mod tests {
         assert!(layer_norm(&x, &w, &w, 1e-5).is_none());
         let q = normal([1, 2, 1, 4], 1.0);
         let k = normal([1, 1, 3, 4], 1.0);
-        assert!(attention(&q, &k, &k, &[vec![true; 2]], 0, 1.0, [1, 2, 1, 4]).is_none());
+        let rule = ScoreRule {
+            scale: 1.0,
+            soft_cap: None,
+            window: None,
+        };
+        assert!(attention(&q, &k, &k, &[vec![true; 2]], 0, rule, [1, 2, 1, 4]).is_none());
         let k = normal([1, 1, 2, 4], 1.0);
-        assert!(attention(&q, &k, &k, &[vec![true; 2]], 0, 1.0, [1, 2, 1, 4]).is_some());
-        assert!(attention(&q, &k, &k, &[vec![true; 2]], 0, 1.0, [1, 2, 5]).is_none());
+        assert!(attention(&q, &k, &k, &[vec![true; 2]], 0, rule, [1, 2, 1, 4]).is_some());
+        assert!(attention(&q, &k, &k, &[vec![true; 2]], 0, rule, [1, 2, 5]).is_none());
+        // Query heads that are not a multiple of the key/value heads.
+        let q3 = normal([1, 2, 3, 4], 1.0);
+        let k2 = normal([1, 2, 2, 4], 1.0);
+        assert!(attention(&q3, &k2, &k2, &[vec![true; 2]], 0, rule, [1, 2, 3, 4]).is_none());
         assert!(linear(&q, &w.clone().reshape([4, 1]), &w, None, None, [1, 2, 1]).is_none());
     }
 }

@@ -32,9 +32,12 @@
 //! # Ok::<(), interp_models::Error>(())
 //! ```
 //!
-//! Supported architectures: GPT-2 (gpt2, gpt2-medium/large/xl, distilgpt2), see
-//! [`models::gpt2`].
+//! Supported architectures ([`models`]): GPT-2 (gpt2 … gpt2-xl, distilgpt2), Gemma 2, Llama
+//! 1–3 and Mistral, Qwen2 / Qwen2.5, Phi-1 / 1.5 / 2. Which hooks a model fires and their
+//! widths follow from its config ([`ModelConfig::hook_points`], [`ModelConfig::hook_width`]).
 
+pub mod checkpoint;
+mod components;
 pub mod config;
 pub mod error;
 pub mod generation;
@@ -46,8 +49,10 @@ pub mod models;
 pub mod processing;
 pub mod tokenizer;
 pub mod transformer;
+pub mod vocabulary;
+pub mod weights;
 
-pub use config::ModelConfig;
+pub use config::{Family, ModelConfig};
 pub use error::{Error, Result};
 pub use generation::{GenerateOptions, Generation, HookMode};
 pub use hooks::{
@@ -71,9 +76,9 @@ pub mod prelude {
     #[cfg(feature = "cuda")]
     pub use crate::Cuda;
     pub use crate::{
-        Activation, ActivationCache, Batch, BlockHook, Cpu, Error, GenerateOptions, Generation,
-        HookContext, HookMode, HookPoint, HookSpec, HookedTransformer, Intervention, KvCache,
-        ModelConfig, NameFilter, PaddingSide, Positions, ProcessingOptions, TextTokenizer,
+        Activation, ActivationCache, Batch, BlockHook, Cpu, Error, Family, GenerateOptions,
+        Generation, HookContext, HookMode, HookPoint, HookSpec, HookedTransformer, Intervention,
+        KvCache, ModelConfig, NameFilter, PaddingSide, Positions, ProcessingOptions, TextTokenizer,
     };
     pub use burn::tensor::Tensor;
 }

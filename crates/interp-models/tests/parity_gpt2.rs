@@ -66,7 +66,7 @@ fn check_all_hooks(model: &HookedTransformer<Cpu>, expected_file: &str) {
     let (logits, cache) = model
         .run_with_cache(&Batch::single(&tokens), NameFilter::All)
         .unwrap();
-    let all = HookPoint::all(model.cfg().n_layers);
+    let all = model.cfg().hook_points();
     assert_eq!(
         cache.points().copied().collect::<Vec<_>>(),
         all,

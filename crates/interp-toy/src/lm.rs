@@ -85,6 +85,7 @@ impl LmConfig {
             scale_attn_by_inverse_layer_idx: false,
             bos_token_id: Some(eot),
             eos_token_id: Some(eot),
+            ..ModelConfig::gpt2_small()
         }
     }
 

@@ -102,6 +102,33 @@ pub(crate) fn layer_norm(x: &[f32], out: &mut [f32], w: &[f32], b: &[f32], eps: 
         .for_each(|(o, x)| layer_norm_rows_mv(simd, x, o, w, b, eps));
 }
 
+#[inline(always)]
+fn rms_norm_rows<const FMA: bool>(x: &[f32], out: &mut [f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mean_sq = centered_sq_sum::<FMA>(xr, 0.0) / d as f32;
+        let scale = (mean_sq + eps).sqrt();
+        for ((o, &v), &wi) in or.iter_mut().zip(xr).zip(w) {
+            *o = v / scale * wi;
+        }
+    }
+}
+
+multiversion!(rms_norm_rows_mv => rms_norm_rows(x: &[f32], out: &mut [f32], w: &[f32], eps: f32));
+
+/// RMSNorm over rows of length `w.len()`: `x / sqrt(mean(x²) + eps) · w`.
+///
+/// # Panics
+/// If `x` and `out` (same length, a multiple of `w.len()`) disagree.
+pub(crate) fn rms_norm(x: &[f32], out: &mut [f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    assert!(d > 0 && x.len() == out.len() && x.len() % d == 0);
+    let simd = Simd::detect();
+    out.par_chunks_mut(d * ROWS_PER_TASK)
+        .zip(x.par_chunks(d * ROWS_PER_TASK))
+        .for_each(|(o, x)| rms_norm_rows_mv(simd, x, o, w, eps));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Element-wise
 
@@ -123,6 +150,79 @@ pub(crate) fn gelu_new(x: &mut [f32]) {
     let simd = Simd::detect();
     x.par_chunks_mut(ELEMS_PER_TASK)
         .for_each(|x| gelu_new_mv(simd, x));
+}
+
+#[inline(always)]
+fn silu_slice<const FMA: bool>(x: &mut [f32]) {
+    for v in x {
+        let a = *v;
+        *v = a / (1.0 + exp_approx::<FMA>(-a));
+    }
+}
+
+multiversion!(silu_mv => silu_slice(x: &mut [f32]));
+
+/// SiLU, `x · sigmoid(x)`, in place.
+pub(crate) fn silu(x: &mut [f32]) {
+    let simd = Simd::detect();
+    x.par_chunks_mut(ELEMS_PER_TASK)
+        .for_each(|x| silu_mv(simd, x));
+}
+
+/// `a ⊙ b`, into `a`.
+///
+/// # Panics
+/// If the lengths differ.
+pub(crate) fn mul_into(a: &mut [f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    a.par_chunks_mut(ELEMS_PER_TASK)
+        .zip(b.par_chunks(ELEMS_PER_TASK))
+        .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, y)| *x *= y));
+}
+
+/// `cap · tanh(x / cap)`, in place.
+pub(crate) fn soft_cap(x: &mut [f32], cap: f32) {
+    x.par_chunks_mut(ELEMS_PER_TASK).for_each(|c| {
+        for v in c {
+            *v = cap * (*v / cap).tanh();
+        }
+    });
+}
+
+/// Rotates, in place, each head of each row of `x` (rows of `row_len`, heads of `d_head`):
+/// dimensions `i` and `i + half` (`i < half`) by the angle of row `r`'s `cos[r · half + i]`,
+/// `sin[r · half + i]`, Hugging Face's "rotate half" convention:
+/// `(a, b) → (a cos − b sin, b cos + a sin)`.
+///
+/// # Panics
+/// If the lengths disagree.
+pub(crate) fn rotary(
+    x: &mut [f32],
+    row_len: usize,
+    d_head: usize,
+    cos: &[f32],
+    sin: &[f32],
+    half: usize,
+) {
+    assert!(row_len % d_head == 0 && x.len() % row_len == 0);
+    assert!(cos.len() == x.len() / row_len * half && sin.len() == cos.len());
+    x.par_chunks_mut(row_len * ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(task, rows)| {
+            for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
+                let at = (task * ROWS_PER_TASK + r) * half;
+                let (c, s) = (&cos[at..at + half], &sin[at..at + half]);
+                for head in row.chunks_exact_mut(d_head) {
+                    let (a, rest) = head.split_at_mut(half);
+                    let b = &mut rest[..half];
+                    for i in 0..half {
+                        let (x1, x2) = (a[i], b[i]);
+                        a[i] = x1 * c[i] - x2 * s[i];
+                        b[i] = x2 * c[i] + x1 * s[i];
+                    }
+                }
+            }
+        });
 }
 
 /// ReLU, in place (NaN stays NaN).
@@ -188,9 +288,21 @@ pub(crate) fn zeros(len: usize) -> Vec<f32> {
 // ---------------------------------------------------------------------------------------------
 // Attention
 
+/// How one layer's attention turns raw scores into probabilities.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScoreRule {
+    /// Scores are divided by this.
+    pub(crate) scale: f32,
+    /// Then become `cap · tanh(s / cap)` (Gemma-2).
+    pub(crate) soft_cap: Option<f32>,
+    /// A query sees only the last `window` positions, its own included (local attention).
+    pub(crate) window: Option<usize>,
+}
+
 /// Row-wise causal softmax of raw scores, in place: row `i` of `s` (`[n_q, n_k]`) keeps keys
-/// `j < first_visible + i + 1` that are real (`key_mask`), scaled by `1 / scale`; the rest
-/// become 0. A row without any visible key becomes all 0 (TransformerLens zeroes the NaN row).
+/// `j < first_visible + i + 1` (and, with a window, `j ≥ first_visible + i + 1 − window`) that
+/// are real (`key_mask`), scaled and capped by `rule`; the rest become 0. A row without any
+/// visible key becomes all 0 (TransformerLens zeroes the NaN row).
 #[inline(always)]
 fn causal_softmax_rows<const FMA: bool>(
     s: &mut [f32],
@@ -198,23 +310,36 @@ fn causal_softmax_rows<const FMA: bool>(
     first_visible: usize,
     key_mask: &[bool],
     padded: bool,
-    scale: f32,
+    rule: ScoreRule,
 ) {
+    let scale = rule.scale;
     for (i, row) in s.chunks_exact_mut(n_k).enumerate() {
         let n = (first_visible + i + 1).min(n_k);
+        let lo = rule.window.map_or(0, |w| n.saturating_sub(w));
         let (vis, hidden) = row.split_at_mut(n);
         hidden.fill(0.0);
+        let (before, vis) = vis.split_at_mut(lo);
+        before.fill(0.0);
+        let key_mask = &key_mask[lo.min(key_mask.len())..];
         let mut max = f32::NEG_INFINITY;
         if padded {
             for (sj, &real) in vis.iter_mut().zip(key_mask) {
                 *sj = if real { *sj / scale } else { f32::NEG_INFINITY };
-                max = max.max(*sj);
             }
         } else {
             for sj in vis.iter_mut() {
                 *sj /= scale;
-                max = max.max(*sj);
             }
+        }
+        if let Some(cap) = rule.soft_cap {
+            for sj in vis.iter_mut() {
+                if *sj != f32::NEG_INFINITY {
+                    *sj = cap * (*sj / cap).tanh();
+                }
+            }
+        }
+        for sj in vis.iter() {
+            max = max.max(*sj);
         }
         if max == f32::NEG_INFINITY {
             vis.fill(0.0);
@@ -240,18 +365,21 @@ multiversion!(causal_softmax_rows_mv => causal_softmax_rows(
     first_visible: usize,
     key_mask: &[bool],
     padded: bool,
-    scale: f32,
+    rule: ScoreRule,
 ));
 
-/// Causal softmax attention with an optional key mask, per (sequence, block of queries) in
-/// parallel, every head: `z[b, i, h] = Σ_j softmax_j(q[b, i, h] · k[b, h, j] / scale) v[b, h, j]`
-/// over keys `j ≤ past + i` with `key_mask[b][j]`; a query with no such key gets `z = 0`.
-/// Per head and block, scores and `z` are two small single-threaded GEMMs, and `z` is written
-/// straight into its `[query, head, d_head]` place.
+/// Causal softmax attention with an optional key mask, grouped key/value heads, a soft cap
+/// and a sliding window, per (sequence, block of queries) in parallel, every head:
+/// `z[b, i, h] = Σ_j softmax_j(rule(q[b, i, h] · k[b, g(h), j])) v[b, g(h), j]` over the keys
+/// `j ≤ past + i` that `rule`'s window and `key_mask[b]` allow, where `g(h) = h / (n_heads /
+/// n_kv_heads)` (each key/value head serves that many consecutive query heads, as HF's
+/// `repeat_kv`); a query with no such key gets `z = 0`. Per head and block, scores and `z` are
+/// two small single-threaded GEMMs, and `z` is written straight into its
+/// `[query, head, d_head]` place.
 ///
 /// # Shapes
-/// `q: [batch, pos, head, d_head]`, `k`, `v: [batch, head, past + pos, d_head]` (any strides),
-/// `key_mask: [batch][past + pos]` → `z: [batch, pos, head, d_head]`, row-major.
+/// `q: [batch, pos, head, d_head]`, `k`, `v: [batch, kv_head, past + pos, d_head]` (any
+/// strides), `key_mask: [batch][past + pos]` → `z: [batch, pos, head, d_head]`, row-major.
 ///
 /// # Panics
 /// If the shapes disagree.
@@ -261,13 +389,16 @@ pub(crate) fn attention(
     v: ArrayView4<'_, f32>,
     key_mask: &[Vec<bool>],
     past: usize,
-    scale: f32,
+    rule: ScoreRule,
 ) -> Vec<f32> {
     let (n_batch, n_pos, n_heads, d_head) = q.dim();
+    let n_kv = k.dim().1;
     let n_keys = past + n_pos;
-    assert_eq!(k.dim(), (n_batch, n_heads, n_keys, d_head));
-    assert_eq!(v.dim(), (n_batch, n_heads, n_keys, d_head));
+    assert!(n_kv > 0 && n_heads % n_kv == 0);
+    assert_eq!(k.dim(), (n_batch, n_kv, n_keys, d_head));
+    assert_eq!(v.dim(), (n_batch, n_kv, n_keys, d_head));
     assert!(key_mask.len() == n_batch && key_mask.iter().all(|m| m.len() == n_keys));
+    let group = n_heads / n_kv;
     let row = n_heads * d_head;
     let mut out = zeros(n_batch * n_pos * row);
     if out.is_empty() {
@@ -291,8 +422,8 @@ pub(crate) fn attention(
                         ArrayViewMut2::from_shape((n_q, row), out).expect("chunk of whole rows");
                     for h in 0..n_heads {
                         let qh = q.slice(s![batch, q0..q0 + n_q, h, ..]);
-                        let kh = k.slice(s![batch, h, ..n_k, ..]);
-                        let vh = v.slice(s![batch, h, ..n_k, ..]);
+                        let kh = k.slice(s![batch, h / group, ..n_k, ..]);
+                        let vh = v.slice(s![batch, h / group, ..n_k, ..]);
                         let mut sv = ArrayViewMut2::from_shape((n_q, n_k), &mut s[..])
                             .expect("scratch of n_q × n_k");
                         interp_core::matmul_into_single_thread(qh, kh.t(), sv.view_mut());
@@ -303,7 +434,7 @@ pub(crate) fn attention(
                             past + q0,
                             key_mask,
                             padded,
-                            scale,
+                            rule,
                         );
                         let sv = ArrayView2::from_shape((n_q, n_k), &s[..]).expect("n_q × n_k");
                         let zh = out.slice_mut(s![.., h * d_head..(h + 1) * d_head]);
@@ -371,8 +502,17 @@ mod tests {
             let mut gelu = x.clone();
             gelu_new_mv(level, &mut gelu);
             let mut soft = x.clone();
-            causal_softmax_rows_mv(level, &mut soft, d, 40, &key_mask, true, 1.7);
-            [ln, gelu, soft]
+            let rule = ScoreRule {
+                scale: 1.7,
+                soft_cap: Some(4.0),
+                window: Some(30),
+            };
+            causal_softmax_rows_mv(level, &mut soft, d, 40, &key_mask, true, rule);
+            let mut rms = vec![0f32; x.len()];
+            rms_norm_rows_mv(level, &x, &mut rms, &w, 1e-5);
+            let mut silu = x.clone();
+            silu_mv(level, &mut silu);
+            [ln, gelu, soft, rms, silu]
         };
         let portable = run(Simd::Portable);
         for level in levels {

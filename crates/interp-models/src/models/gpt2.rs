@@ -21,20 +21,18 @@
 //! | `scale_attn_by_inverse_layer_idx` | `false` | same |
 //! | `tie_word_embeddings` | `true` | `W_U = wte.T` if true |
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
-use burn::module::Param;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, TensorData};
 use serde::Deserialize;
 
-use crate::config::{Activation, ModelConfig};
+use crate::checkpoint::{param1, param2, WeightReader};
+use crate::config::{Activation, Family, ModelConfig, Normalization, Positional};
 use crate::error::{Error, Result};
-use crate::io::{write_safetensors_f32, HostTensor, SafetensorsFile};
-use crate::transformer::{
-    AttentionWeights, BlockWeights, HookedTransformer, LayerNormWeights, MlpWeights,
-    TransformerWeights,
-};
+use crate::io::write_safetensors_f32;
+use crate::models::parts;
+use crate::transformer::HookedTransformer;
+use crate::weights::{AttentionWeights, BlockWeights, MlpWeights, TransformerWeights};
 
 /// GPT-2's `config.json`, keyed exactly as Hugging Face writes it.
 #[derive(Clone, Debug, Deserialize)]
@@ -130,32 +128,47 @@ impl Gpt2Config {
             });
         }
         Ok(ModelConfig {
+            family: Family::Gpt2,
             n_layers: self.n_layer,
             d_model: self.n_embd,
             n_heads: self.n_head,
+            n_key_value_heads: None,
             d_head: self.n_embd / self.n_head,
             d_mlp: self.n_inner.unwrap_or(4 * self.n_embd),
             d_vocab: self.vocab_size,
             n_ctx,
             act_fn,
             eps: self.layer_norm_epsilon,
+            normalization: Normalization::LayerNorm,
+            positional: Positional::Learned,
+            embed_scale: None,
+            gated_mlp: false,
+            parallel_attn_mlp: false,
+            post_norms: false,
+            attn_scale: None,
             scale_attn_by_inverse_layer_idx: self.scale_attn_by_inverse_layer_idx,
+            attn_scores_soft_cap: None,
+            output_logits_soft_cap: None,
+            sliding_window: None,
+            layer_types: Vec::new(),
             bos_token_id: self.bos_token_id,
             eos_token_id: self.eos_token_id,
         })
     }
 }
 
-/// Reads GPT-2 weights from a safetensors checkpoint, checking every shape against `cfg` and
-/// rejecting missing or unexpected tensors.
+/// Reads GPT-2 weights through `r`, checking every shape against `cfg`. Both layouts: keys
+/// with or without the `transformer.` prefix.
 pub fn load_weights<B: Backend>(
-    file: &SafetensorsFile,
+    r: &mut WeightReader<'_>,
     cfg: &ModelConfig,
     tie_word_embeddings: bool,
     device: &B::Device,
 ) -> Result<TransformerWeights<B>> {
-    let shapes = file.shapes()?;
-    let prefixed = shapes.keys().any(|k| k.starts_with("transformer."));
+    let prefixed = r
+        .checkpoint()
+        .names()
+        .any(|k| k.starts_with("transformer."));
     let key_of = |name: &str| {
         if prefixed {
             format!("transformer.{name}")
@@ -163,94 +176,84 @@ pub fn load_weights<B: Backend>(
             name.to_string()
         }
     };
-    let mut used = BTreeSet::new();
-    let mut read = |name: &str, expected: &[usize]| -> Result<HostTensor> {
-        let key = key_of(name);
-        let t = file.read(&key).map_err(|e| match e {
-            interp_core::Error::MissingTensor { .. } => Error::MissingTensor { key: name.into() },
-            e => e.into(),
-        })?;
-        if t.shape != expected {
-            return Err(Error::ShapeMismatch {
-                key,
-                expected: expected.to_vec(),
-                actual: t.shape,
-            });
-        }
-        used.insert(key);
-        Ok(t)
+    // Missing tensors are named without the prefix, as the architecture knows them.
+    let unprefix = |e: Error| match e {
+        Error::MissingTensor { key } => Error::MissingTensor {
+            key: key.trim_start_matches("transformer.").to_string(),
+        },
+        e => e,
     };
-    let (d, d_mlp, v) = (cfg.d_model, cfg.d_mlp, cfg.d_vocab);
+    let read = |r: &mut WeightReader<'_>, name: &str, shape: &[usize]| {
+        r.tensor(&key_of(name), shape).map_err(unprefix)
+    };
+    let (d, d_mlp) = (cfg.d_model, cfg.d_mlp);
+    let emb = parts::embeddings(
+        r,
+        &key_of("wte.weight"),
+        "lm_head.weight",
+        false,
+        cfg,
+        tie_word_embeddings,
+        device,
+    )
+    .map_err(unprefix)?;
+    let w_pos = param2(read(r, "wpe.weight", &[cfg.n_ctx, d])?, device);
+    let ln = |r: &mut WeightReader<'_>, stem: &str| -> Result<_> {
+        Ok(crate::weights::LayerNormWeights {
+            w: param1(read(r, &format!("{stem}.weight"), &[d])?, device),
+            b: param1(read(r, &format!("{stem}.bias"), &[d])?, device),
+        })
+    };
     let mut blocks = Vec::with_capacity(cfg.n_layers);
-    let w_e = read("wte.weight", &[v, d])?;
-    let w_pos = read("wpe.weight", &[cfg.n_ctx, d])?;
     for i in 0..cfg.n_layers {
         let p = |s: &str| format!("h.{i}.{s}");
+        let ln1 = ln(r, &p("ln_1"))?;
+        let ln2 = ln(r, &p("ln_2"))?;
+        let mut read =
+            |name: &str, shape: &[usize]| r.tensor(&key_of(&p(name)), shape).map_err(unprefix);
         blocks.push(BlockWeights {
-            ln1: LayerNormWeights {
-                w: param1(read(&p("ln_1.weight"), &[d])?, device),
-                b: param1(read(&p("ln_1.bias"), &[d])?, device),
-            },
+            ln1,
             attn: AttentionWeights {
-                w_qkv: param2(read(&p("attn.c_attn.weight"), &[d, 3 * d])?, device),
-                b_qkv: param1(read(&p("attn.c_attn.bias"), &[3 * d])?, device),
-                w_o: param2(read(&p("attn.c_proj.weight"), &[d, d])?, device),
-                b_o: param1(read(&p("attn.c_proj.bias"), &[d])?, device),
+                w_qkv: param2(read("attn.c_attn.weight", &[d, 3 * d])?, device),
+                b_qkv: param1(read("attn.c_attn.bias", &[3 * d])?, device),
+                w_o: param2(read("attn.c_proj.weight", &[d, d])?, device),
+                b_o: param1(read("attn.c_proj.bias", &[d])?, device),
             },
-            ln2: LayerNormWeights {
-                w: param1(read(&p("ln_2.weight"), &[d])?, device),
-                b: param1(read(&p("ln_2.bias"), &[d])?, device),
-            },
+            ln1_post: None,
+            ln2: Some(ln2),
             mlp: MlpWeights {
-                w_in: param2(read(&p("mlp.c_fc.weight"), &[d, d_mlp])?, device),
-                b_in: param1(read(&p("mlp.c_fc.bias"), &[d_mlp])?, device),
-                w_out: param2(read(&p("mlp.c_proj.weight"), &[d_mlp, d])?, device),
-                b_out: param1(read(&p("mlp.c_proj.bias"), &[d])?, device),
+                w_in: param2(read("mlp.c_fc.weight", &[d, d_mlp])?, device),
+                b_in: param1(read("mlp.c_fc.bias", &[d_mlp])?, device),
+                w_gate: None,
+                w_out: param2(read("mlp.c_proj.weight", &[d_mlp, d])?, device),
+                b_out: param1(read("mlp.c_proj.bias", &[d])?, device),
             },
+            ln2_post: None,
         });
     }
-    let ln_final = LayerNormWeights {
-        w: param1(read("ln_f.weight", &[d])?, device),
-        b: param1(read("ln_f.bias", &[d])?, device),
-    };
-    // The unembedding: lm_head.weight when present (it sits outside the `transformer.` prefix),
-    // else the tied embedding.
-    let lm_head = if shapes.contains_key("lm_head.weight") {
-        let t = file.read("lm_head.weight")?;
-        if t.shape != [v, d] {
-            return Err(Error::ShapeMismatch {
-                key: "lm_head.weight".into(),
-                expected: vec![v, d],
-                actual: t.shape,
-            });
-        }
-        used.insert("lm_head.weight".to_string());
-        Some(t)
-    } else if !tie_word_embeddings {
-        return Err(Error::MissingTensor {
-            key: "lm_head.weight".into(),
-        });
-    } else {
-        None
-    };
-    let w_u = transpose(lm_head.as_ref().unwrap_or(&w_e));
-
-    let unused: Vec<String> = shapes
-        .keys()
-        .filter(|k| !used.contains(*k) && !is_mask_buffer(k))
-        .cloned()
-        .collect();
-    if !unused.is_empty() {
-        return Err(Error::UnusedTensors { keys: unused });
-    }
+    let ln_final = ln(r, "ln_f")?;
+    r.skip(is_mask_buffer);
     Ok(TransformerWeights {
-        w_e: param2(w_e, device),
-        w_pos: param2(w_pos, device),
+        w_e: emb.w_e,
+        w_pos: Some(w_pos),
         blocks,
         ln_final,
-        w_u: param2(w_u, device),
-        b_u: Param::from_tensor(Tensor::zeros([v], device)),
+        w_u: emb.w_u,
+        b_u: emb.b_u,
     })
+}
+
+/// Loads a GPT-2 checkpoint from its `config.json` text.
+pub(crate) fn load<B: Backend>(
+    text: &str,
+    path: &Path,
+    r: &mut WeightReader<'_>,
+    device: &B::Device,
+) -> Result<(ModelConfig, TransformerWeights<B>)> {
+    let hf: Gpt2Config = super::parse_config(text, path)?;
+    let cfg = hf.resolve(path)?;
+    let weights = load_weights(r, &cfg, hf.tie_word_embeddings, device)?;
+    Ok((cfg, weights))
 }
 
 /// Saves `model` as a Hugging Face GPT-2 checkpoint in `dir`: `config.json`, `model.safetensors`
@@ -291,7 +294,16 @@ pub fn save_pretrained<B: Backend>(model: &HookedTransformer<B>, dir: &Path) -> 
     let mut tensors: Vec<(String, TensorData)> = Vec::new();
     let mut put = |name: String, t: TensorData| tensors.push((name, t));
     put("transformer.wte.weight".into(), w.w_e.val().into_data());
-    put("transformer.wpe.weight".into(), w.w_pos.val().into_data());
+    let (Some(w_pos), true) = (&w.w_pos, cfg.family == Family::Gpt2) else {
+        return Err(Error::Unsupported {
+            key: "architecture",
+            value: format!(
+                "{:?} (only GPT-2 models save as GPT-2 checkpoints)",
+                cfg.family
+            ),
+        });
+    };
+    put("transformer.wpe.weight".into(), w_pos.val().into_data());
     for (i, b) in w.blocks.iter().enumerate() {
         let p = |s: &str| format!("transformer.h.{i}.{s}");
         put(p("ln_1.weight"), b.ln1.w.val().into_data());
@@ -300,8 +312,9 @@ pub fn save_pretrained<B: Backend>(model: &HookedTransformer<B>, dir: &Path) -> 
         put(p("attn.c_attn.bias"), b.attn.b_qkv.val().into_data());
         put(p("attn.c_proj.weight"), b.attn.w_o.val().into_data());
         put(p("attn.c_proj.bias"), b.attn.b_o.val().into_data());
-        put(p("ln_2.weight"), b.ln2.w.val().into_data());
-        put(p("ln_2.bias"), b.ln2.b.val().into_data());
+        let ln2 = b.ln2.as_ref().expect("GPT-2 blocks have ln2");
+        put(p("ln_2.weight"), ln2.w.val().into_data());
+        put(p("ln_2.bias"), ln2.b.val().into_data());
         put(p("mlp.c_fc.weight"), b.mlp.w_in.val().into_data());
         put(p("mlp.c_fc.bias"), b.mlp.b_in.val().into_data());
         put(p("mlp.c_proj.weight"), b.mlp.w_out.val().into_data());
@@ -358,34 +371,6 @@ pub fn save_pretrained<B: Backend>(model: &HookedTransformer<B>, dir: &Path) -> 
 fn is_mask_buffer(key: &str) -> bool {
     let key = key.strip_prefix("transformer.").unwrap_or(key);
     key.starts_with("h.") && (key.ends_with(".attn.bias") || key.ends_with(".attn.masked_bias"))
-}
-
-fn transpose(t: &HostTensor) -> HostTensor {
-    let (r, c) = (t.shape[0], t.shape[1]);
-    let mut data = vec![0.0; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            data[j * r + i] = t.data[i * c + j];
-        }
-    }
-    HostTensor {
-        shape: vec![c, r],
-        data,
-    }
-}
-
-pub(crate) fn param1<B: Backend>(t: HostTensor, device: &B::Device) -> Param<Tensor<B, 1>> {
-    Param::from_tensor(Tensor::from_data(
-        TensorData::new(t.data, [t.shape[0]]),
-        device,
-    ))
-}
-
-pub(crate) fn param2<B: Backend>(t: HostTensor, device: &B::Device) -> Param<Tensor<B, 2>> {
-    Param::from_tensor(Tensor::from_data(
-        TensorData::new(t.data, [t.shape[0], t.shape[1]]),
-        device,
-    ))
 }
 
 #[cfg(test)]
