@@ -11,6 +11,9 @@
 //! - `sae <case> <op>` — `case` one of `sae_kernels.rs`' (`relu_768x24576`, …), `op` one of
 //!   `encode_dense`, `encode_sparse`, `decode_sparse`, `forward`, as there. Only the latest
 //!   case is kept in memory.
+//! - `family forward gemma2|llama` — the forward of `family_forward.rs` (1 × 256 tokens on
+//!   the Gemma-2-2B-shaped 6-layer or the Llama-3.2-1B-shaped model). Only the latest family
+//!   is kept in memory.
 //! - `steer generate` — the steered generation of `steer_generate.rs` (8 samples × 64 tokens).
 //! - `flow tables [F]` — one layer's call of `flow_tables.rs`: layer 1 of the random
 //!   Gemma-2-2B-shaped stack with `F` features per SAE (default 16384), `A_1` mapped through
@@ -25,6 +28,7 @@ use std::time::Instant;
 #[derive(Default)]
 struct Worker {
     gpt2: Option<(HookedTransformer<Cpu>, Batch)>,
+    family: Option<(String, HookedTransformer<Cpu>, Batch)>,
     sae: Option<common::SaeCase>,
     steer: Option<common::SteerCase>,
     flow: Option<common::FlowLayer>,
@@ -44,6 +48,17 @@ impl Worker {
                     _ => return Err(format!("unknown gpt2 op {op}")),
                 }
                 .map_err(|e| e.to_string())?;
+                Ok(start.elapsed().as_secs_f64())
+            }
+            ["family", "forward", name] => {
+                if self.family.as_ref().is_none_or(|(n, ..)| n != name) {
+                    self.family = None; // free the previous model first
+                    let (model, batch) = common::family_model(name)?;
+                    self.family = Some((name.to_string(), model, batch));
+                }
+                let (_, model, batch) = self.family.as_ref().expect("just set");
+                let start = Instant::now();
+                model.forward(batch).map_err(|e| e.to_string())?;
                 Ok(start.elapsed().as_secs_f64())
             }
             ["sae", case, op] => {

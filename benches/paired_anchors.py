@@ -9,7 +9,7 @@ median ratio and its spread over the rounds, the best-of-rounds throughputs, and
 ratio of the bursts' first calls, which come after a pause and the other side's burst, with
 cold caches (our short, memory-bound SAE decodes lose up to 2x there).
 
-    python benches/paired_anchors.py forward|sae|steer|flow [--rounds N] [--burst N]
+    python benches/paired_anchors.py forward|families|sae|steer|flow [--rounds N] [--burst N]
         [--only TEXT] [--features blas] [--worker BIN] [--json FILE] [--flow-features F]
 
 Run it with the anchors' Python (../shared/anchors/setup.sh: torch, transformers,
@@ -19,6 +19,11 @@ with `cargo bench --bench paired`; the anchors are built exactly as in
 
 - `forward`: GPT-2-small-shaped forward, 8 x 128 tokens, against HF transformers (goal >= 1.0)
   and run_with_cache of the 12 resid_pre hooks against TransformerLens (goal >= 1.3).
+- `families`: forward of one 256-token sequence through a Gemma-2-2B-shaped model (d_model
+  2304, 8 heads of 256, 4 KV heads, d_mlp 9216, vocab 256000, 6 of its 26 layers) and a
+  Llama-3.2-1B-shaped one (16 layers, d 2048, 32 heads, 8 KV heads, d_mlp 8192, vocab 128256),
+  random weights, against HF transformers' Gemma2ForCausalLM / LlamaForCausalLM in float32
+  (goal >= 1.5). Peak RSS: run each family alone (`--only gemma2`) under /usr/bin/time -v.
 - `sae`: batch 1024; encode against SAELens' encode (goal >= 1.0; ours with a dense output for
   ReLU and JumpReLU, as SAELens, and the sparse output for TopK), sparse decode at a realistic
   L0 against SAELens' dense decode (goal >= 30), the TopK32 768x131072 forward (goal >= 1.8).
@@ -170,6 +175,35 @@ def steer_pairs():
             "steer generate", 3.0)]
 
 
+def family_pairs():
+    """One model at a time: the previous one is freed before the next is built."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    def tokens(vocab):
+        return torch.tensor([[(p * 104_729 + 17) % vocab for p in range(256)]])
+
+    torch.manual_seed(0)
+    gemma = Gemma2ForCausalLM(Gemma2Config(
+        vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=6,
+        num_attention_heads=8, num_key_value_heads=4, head_dim=256, query_pre_attn_scalar=256,
+        sliding_window=4096, attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+        max_position_embeddings=8192)).eval()
+    ids = tokens(256000)
+    yield [("gemma2-2b-shaped 6 layers forward 1x256", 256, "HF Gemma2ForCausalLM",
+            lambda: gemma(ids), "family forward gemma2", 1.5)]
+    del gemma
+    llama = LlamaForCausalLM(LlamaConfig(
+        vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+        num_attention_heads=32, num_key_value_heads=8, head_dim=64, rope_theta=500000.0,
+        rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+        max_position_embeddings=131072, tie_word_embeddings=True)).eval()
+    ids = tokens(128256)
+    yield [("llama-3.2-1b-shaped forward 1x256", 256, "HF LlamaForCausalLM",
+            lambda: llama(ids), "family forward llama", 1.5)]
+    del llama
+
+
 def flow_pairs(features):
     from flow_tables_anchor import Layer  # beside this script
 
@@ -235,7 +269,7 @@ def measure(worker, groups, rounds, burst, only=""):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("suite", choices=["forward", "sae", "steer", "flow"])
+    parser.add_argument("suite", choices=["forward", "families", "sae", "steer", "flow"])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--burst", type=int, default=3,
                         help="back-to-back calls per side and round; the fastest counts")
@@ -253,7 +287,7 @@ def main():
     print(f"# {args.suite}, {args.rounds} rounds of {args.burst} calls a side,"
           f" features: {args.features or 'default'},"
           f" torch {torch.__version__} with {torch.get_num_threads()} threads", flush=True)
-    groups = {"forward": forward_pairs, "sae": sae_pairs, "steer": steer_pairs,
+    groups = {"forward": forward_pairs, "families": family_pairs, "sae": sae_pairs, "steer": steer_pairs,
               "flow": lambda: flow_pairs(args.flow_features)}[args.suite]()
     results = measure(worker, groups, args.rounds, args.burst, args.only)
     worker.close()

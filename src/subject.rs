@@ -244,7 +244,7 @@ pub fn load_subject(
         .clone()
         .ok_or("the SAE's config names no hook")?;
     Ok(Subject {
-        hook: HookPoint::parse_for(&hook_name, model.cfg().n_layers)?,
+        hook: model.cfg().parse_hook(&hook_name)?,
         model,
         sae,
         toy: false,

@@ -31,6 +31,30 @@ pub fn gpt2_small() -> (HookedTransformer<Cpu>, Batch) {
     (model, Batch::padded(&seqs, PaddingSide::Right))
 }
 
+/// Positions of the model-family forward benchmarks (one sequence).
+pub const FAMILY_POS: usize = 256;
+
+/// The model-family forward benchmarks: a Gemma-2-2B-shaped model cut to 6 of its 26 layers
+/// (so that ours and the anchor's fit in memory together) and a Llama-3.2-1B-shaped one with
+/// all 16 layers, random weights, and one sequence of [`FAMILY_POS`] pseudo-random tokens.
+pub fn family_model(name: &str) -> Result<(HookedTransformer<Cpu>, Batch), String> {
+    let cfg = match name {
+        "gemma2" => {
+            let mut cfg = ModelConfig::gemma2_2b();
+            cfg.n_layers = 6;
+            cfg.layer_types.truncate(6);
+            cfg
+        }
+        "llama" => ModelConfig::llama32_1b(),
+        other => return Err(format!("unknown family {other:?} (gemma2, llama)")),
+    };
+    let model = HookedTransformer::<Cpu>::random(cfg.clone(), 0, &Default::default());
+    let tokens: Vec<u32> = (0..FAMILY_POS)
+        .map(|p| ((p * 104_729 + 17) % cfg.d_vocab) as u32)
+        .collect();
+    Ok((model, Batch::single(&tokens)))
+}
+
 /// The filter of the `run_with_cache` benchmark: all 12 `hook_resid_pre`.
 pub fn resid_pre() -> NameFilter {
     NameFilter::patterns(["blocks.*.hook_resid_pre"])

@@ -67,11 +67,12 @@ enum Processing {
 
 #[derive(clap::Args, Debug)]
 struct CacheArgs {
-    /// Model directory (config.json, model.safetensors, tokenizer.json) or hub id
-    /// (default: the toy world's model).
+    /// Model directory in Hugging Face layout — config.json, model.safetensors (or a sharded
+    /// checkpoint), tokenizer.json for --text — of any supported family (GPT-2, Gemma-2,
+    /// Llama/Mistral, Qwen2, Phi), or a hub id (default: the toy world's model).
     #[arg(long)]
     model: Option<String>,
-    /// Prompt text.
+    /// Prompt text (needs the model's tokenizer.json).
     #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
     text: Option<String>,
     /// Token ids, comma-separated.

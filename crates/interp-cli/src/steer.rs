@@ -167,7 +167,7 @@ pub fn run(args: SteerArgs) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("warning: steering at `{h}` with an SAE trained on `{own}` (--hook)");
             }
         }
-        let hook = HookPoint::parse_for(&hook_name, model.cfg().n_layers)?;
+        let hook = model.cfg().parse_hook(&hook_name)?;
         let features = feature_plan(&args, &sae, hook)?;
         let features = features.with_sae_source(SAE_KEY, path.display().to_string());
         saes.insert(SAE_KEY, sae);

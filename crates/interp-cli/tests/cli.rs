@@ -136,3 +136,54 @@ fn cache_filters_by_glob_and_reports_bad_input() {
     ]);
     assert!(!run.status.success());
 }
+
+/// `interp cache` on each non-GPT-2 family's directory (no tokenizer.json there): tokens work,
+/// every hook and the logits match TransformerLens, and `--text` names the missing tokenizer.
+#[test]
+fn cache_works_on_every_family_directory() {
+    let families =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../interp-models/tests/fixtures/families");
+    let tmp = tempfile::tempdir().unwrap();
+    for family in ["gemma2", "llama", "qwen2", "phi"] {
+        let dir = families.join(family).join("model");
+        assert!(!dir.join("tokenizer.json").exists());
+        let expected =
+            SafetensorsFile::open(&families.join(family).join("expected_raw.safetensors")).unwrap();
+        let tokens = fixture_tokens(&expected);
+        let out = tmp.path().join(format!("{family}.safetensors"));
+        let model = dir.to_str().unwrap();
+        interp_ok(&[
+            "cache",
+            "--model",
+            model,
+            "--tokens",
+            &tokens,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let got = SafetensorsFile::open(&out).unwrap();
+        for key in ["logits", "blocks.0.hook_resid_post", "blocks.1.attn.hook_k"] {
+            let (a, b) = (got.read(key).unwrap(), expected.read(key).unwrap());
+            assert_eq!(a.shape, b.shape, "{family} {key}");
+            let d = a
+                .data
+                .iter()
+                .zip(&b.data)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-4, "{family} {key}: {d}");
+        }
+        let run = interp(&[
+            "cache",
+            "--model",
+            model,
+            "--text",
+            "hello",
+            "--out",
+            "/dev/null",
+        ]);
+        assert!(!run.status.success());
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains("tokenizer"), "{family}: {err}");
+    }
+}

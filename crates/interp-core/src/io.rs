@@ -104,22 +104,52 @@ impl SafetensorsFile {
         f(view.dtype(), view.shape(), view.data())
     }
 
-    /// Reads tensor `name` as f32 (F32, F16, BF16 and F64 are converted).
+    /// Reads tensor `name` as f32 (F32, F16, BF16 and F64 are converted). The file pages it
+    /// came from are then released, so reading a whole checkpoint tensor by tensor never keeps
+    /// the file resident beside the converted copy.
     ///
     /// # Errors
     /// [`Error::MissingTensor`] if absent, [`Error::Dtype`] for non-float dtypes.
     pub fn read(&self, name: &str) -> Result<HostTensor> {
-        self.with_view(name, |dtype, shape, bytes| {
+        let (tensor, range) = self.with_view(name, |dtype, shape, bytes| {
             let data = floats_from_le_bytes(bytes, dtype).ok_or_else(|| Error::Dtype {
                 key: name.to_string(),
                 dtype: format!("{dtype:?}"),
             })?;
-            Ok(HostTensor {
-                shape: shape.to_vec(),
-                data,
-            })
-        })
+            let start = bytes.as_ptr() as usize - self.mmap.as_ptr() as usize;
+            Ok((
+                HostTensor {
+                    shape: shape.to_vec(),
+                    data,
+                },
+                (start, bytes.len()),
+            ))
+        })?;
+        self.release(range);
+        Ok(tensor)
     }
+
+    /// Drops the resident pages of bytes `[start, start + len)` of the map (they are read from
+    /// the file again if touched). Best effort: failures are ignored.
+    #[cfg(unix)]
+    fn release(&self, (start, len): (usize, usize)) {
+        const PAGE: usize = 4096;
+        let first = start / PAGE * PAGE;
+        let end = (start + len).min(self.mmap.len());
+        if end <= first {
+            return;
+        }
+        // SAFETY: the map is a read-only file mapping and no borrow of these bytes is alive
+        // (the decoded copy owns its data); after MADV_DONTNEED, a later access faults the
+        // same file contents back in.
+        let _ = unsafe {
+            self.mmap
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first)
+        };
+    }
+
+    #[cfg(not(unix))]
+    fn release(&self, _range: (usize, usize)) {}
 
     /// Reads an integer tensor (I64 or I32) as i64 values with its shape.
     ///

@@ -237,8 +237,9 @@ pub struct ModelConfig {
     /// A gated MLP: `W_out(act(x W_gate) ⊙ (x W_in))` (Llama, Qwen2, Gemma).
     #[serde(default)]
     pub gated_mlp: bool,
-    /// Attention and MLP read the same normalized input and both add to the residual stream
-    /// (Phi-2's parallel block: no `hook_resid_mid`, no `ln2`).
+    /// Attention and MLP both read the block's input and both add to the residual stream
+    /// (Phi-2's parallel block: no `hook_resid_mid`; `ln2` normalizes the block's input, with
+    /// `ln1`'s weights for Phi, as TransformerLens converts it).
     #[serde(default)]
     pub parallel_attn_mlp: bool,
     /// Gemma-2's extra RMSNorms on the attention and MLP outputs (`ln1_post`, `ln2_post`),

@@ -60,7 +60,34 @@ pub(crate) fn linear<B: Backend, const D: usize, const E: usize>(
     act: Option<Activation>,
     out_shape: [usize; E],
 ) -> Option<Tensor<B, E>> {
-    if !is_cpu_f32::<B>() || act == Some(Activation::Gelu) {
+    let post = match act {
+        Some(a) => Epilogue::Act(a),
+        None => Epilogue::None,
+    };
+    linear_then(x, w, b, resid, post, out_shape)
+}
+
+/// What [`linear_then`] applies to the product in place.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Epilogue {
+    /// Nothing.
+    None,
+    /// A nonlinearity.
+    Act(Activation),
+    /// `cap · tanh(y / cap)` (Gemma-2's logit soft cap).
+    SoftCap(f32),
+}
+
+/// [`linear`] with any [`Epilogue`].
+pub(crate) fn linear_then<B: Backend, const D: usize, const E: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 2>,
+    b: &Tensor<B, 1>,
+    resid: Option<&Tensor<B, E>>,
+    post: Epilogue,
+    out_shape: [usize; E],
+) -> Option<Tensor<B, E>> {
+    if !is_cpu_f32::<B>() || matches!(post, Epilogue::Act(Activation::Gelu)) {
         return None;
     }
     let (xa, wa, ba) = (f32_array(x)?, f32_array(w)?, f32_array(b)?);
@@ -86,11 +113,12 @@ pub(crate) fn linear<B: Backend, const D: usize, const E: usize>(
         None => None,
     };
     let mut out = dense(x.view(), w, &b.to_vec(), resid);
-    match act {
-        Some(Activation::GeluNew) => cpu::gelu_new(&mut out),
-        Some(Activation::Relu) => cpu::relu(&mut out),
-        Some(Activation::Silu) => cpu::silu(&mut out),
-        Some(Activation::Gelu) | None => {}
+    match post {
+        Epilogue::Act(Activation::GeluNew) => cpu::gelu_new(&mut out),
+        Epilogue::Act(Activation::Relu) => cpu::relu(&mut out),
+        Epilogue::Act(Activation::Silu) => cpu::silu(&mut out),
+        Epilogue::SoftCap(cap) => cpu::soft_cap(&mut out, cap),
+        Epilogue::Act(Activation::Gelu) | Epilogue::None => {}
     }
     to_tensor(out, &out_shape)
 }

@@ -149,11 +149,16 @@ impl<B: Backend> HookedTransformer<B> {
             .word_positions(text, word, self.bos(prepend_bos))
     }
 
+    /// The BOS token `prepend_bos` puts first: the config's `bos_token_id`, else the
+    /// tokenizer's own BOS, else the end-of-text token (GPT-2's convention).
     fn bos(&self, prepend_bos: bool) -> Option<u32> {
-        if prepend_bos {
-            self.cfg.bos_token_id.or(self.cfg.eos_token_id)
-        } else {
-            None
+        if !prepend_bos {
+            return None;
         }
+        let tokenizer_bos = self.tokenizer.as_ref().and_then(TextTokenizer::default_bos);
+        self.cfg
+            .bos_token_id
+            .or(tokenizer_bos)
+            .or(self.cfg.eos_token_id)
     }
 }

@@ -47,7 +47,7 @@ impl<B: Backend> HookedTransformer<B> {
         let mut model = HookedTransformer::new(cfg, weights, device);
         let tok_path = dir.join("tokenizer.json");
         if tok_path.is_file() {
-            model = model.with_tokenizer(TextTokenizer::from_file(&tok_path)?);
+            model = model.with_tokenizer(TextTokenizer::from_dir(dir)?);
         }
         Ok(model)
     }

@@ -5,10 +5,15 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// A Hugging Face `tokenizer.json` tokenizer (byte-level BPE for GPT-2).
+/// A Hugging Face `tokenizer.json` tokenizer: byte-level BPE (GPT-2, Llama 3, Qwen2, Phi),
+/// SentencePiece-style BPE with byte fallback (Gemma, Llama 2), or any other model the
+/// `tokenizers` library reads.
 #[derive(Clone, Debug)]
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
+    /// The BOS token the tokenizer's own configuration puts first (its post-processor, or
+    /// `add_bos_token` in `tokenizer_config.json`), if any.
+    default_bos: Option<u32>,
 }
 
 /// Tokens of a text with each token's byte span in it.
@@ -25,12 +30,58 @@ impl TextTokenizer {
     pub fn from_file(path: &Path) -> Result<Self> {
         let inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
-        Ok(TextTokenizer { inner })
+        Ok(Self::new(inner))
+    }
+
+    /// Loads a directory's `tokenizer.json`, with the BOS rule of its `tokenizer_config.json`
+    /// when there is one (`add_bos_token` and `bos_token`, as `transformers` reads them).
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] for an unreadable `tokenizer.json`; [`Error::Config`] for a
+    /// malformed `tokenizer_config.json`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let mut tok = Self::from_file(&dir.join("tokenizer.json"))?;
+        let config_path = dir.join("tokenizer_config.json");
+        if config_path.is_file() {
+            let text =
+                std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+            let config: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::Config {
+                    path: config_path.clone(),
+                    reason: e.to_string(),
+                })?;
+            let bos_name = match &config["bos_token"] {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Object(o) => o
+                    .get("content")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
+                _ => None,
+            };
+            if let Some(add) = config["add_bos_token"].as_bool() {
+                tok.default_bos = if add {
+                    bos_name
+                        .and_then(|b| tok.token_to_id(&b))
+                        .or(tok.default_bos)
+                } else {
+                    None
+                };
+            }
+        }
+        Ok(tok)
     }
 
     /// Wraps an existing `tokenizers::Tokenizer`.
     pub fn new(inner: tokenizers::Tokenizer) -> Self {
-        TextTokenizer { inner }
+        let default_bos = post_processor_bos(&inner);
+        TextTokenizer { inner, default_bos }
+    }
+
+    /// The BOS token this tokenizer's configuration prepends (`None` when it prepends none,
+    /// as GPT-2's and Qwen2's): pass it to [`Self::encode`] to tokenize as `transformers`'
+    /// `tokenizer(text)` does.
+    pub fn default_bos(&self) -> Option<u32> {
+        self.default_bos
     }
 
     /// The underlying tokenizer.
@@ -114,4 +165,13 @@ impl TextTokenizer {
         }
         Ok(found)
     }
+}
+
+/// The token the post-processor puts before a text's tokens, if it adds exactly one there
+/// (Llama 3's and Gemma's `TemplateProcessing` with their BOS).
+fn post_processor_bos(tok: &tokenizers::Tokenizer) -> Option<u32> {
+    let with = tok.encode("a", true).ok()?;
+    let without = tok.encode("a", false).ok()?;
+    let (w, wo) = (with.get_ids(), without.get_ids());
+    (w.len() == wo.len() + 1 && w[1..] == *wo).then(|| w[0])
 }

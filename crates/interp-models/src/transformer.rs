@@ -11,7 +11,7 @@ use crate::components::attention::{attention, attention_mask, AttnContext, Layer
 use crate::components::mlp::mlp_hidden;
 use crate::components::norm::norm;
 use crate::components::rotary::RotaryTables;
-use crate::components::{linear, residual_branch, soft_cap};
+use crate::components::{linear, residual_branch, unembed};
 use crate::config::{AttentionKind, ModelConfig};
 use crate::error::{Error, Result};
 use crate::hooks::{ActivationCache, BlockHook, HookPoint, HookRun, HookSpec, NameFilter};
@@ -465,11 +465,7 @@ impl<B: Backend> HookedTransformer<B> {
             (HookPoint::LnFinalScale, HookPoint::LnFinalNormalized),
             run,
         )?;
-        let logits = linear(x, &w.w_u, &w.b_u);
-        Ok(match cfg.output_logits_soft_cap {
-            Some(cap) => soft_cap(logits, cap),
-            None => logits,
-        })
+        Ok(unembed(x, &w.w_u, &w.b_u, cfg.output_logits_soft_cap))
     }
 
     /// One block: `hook_resid_pre` in, `hook_resid_post` out.
@@ -546,10 +542,12 @@ impl<B: Backend> HookedTransformer<B> {
             run,
         )?;
         let resid = run.apply(hp(BlockHook::ResidMid), mid)?;
-        let ln2 = block
-            .ln2
-            .as_ref()
-            .expect("a sequential block has ln2 (checked at load)");
+        let Some(ln2) = &block.ln2 else {
+            return Err(Error::Unsupported {
+                key: "ln2",
+                value: format!("missing in sequential block {layer}"),
+            });
+        };
         let x = norm_at(
             ln2,
             resid.clone(),

@@ -12,7 +12,8 @@ impl ModelConfig {
     ///
     /// `hook_pos_embed` needs learned positions, `attn.hook_rot_q/k` rotary ones,
     /// `ln1_post.*` / `ln2_post.*` Gemma-2's post-norms, `mlp.hook_pre_linear` a gated MLP;
-    /// a parallel block (Phi-2) has no `hook_resid_mid` and no `ln2`.
+    /// a parallel block (Phi-2) has no `hook_resid_mid` (its `ln2` normalizes the block's input,
+    /// as TransformerLens computes it).
     pub fn fires(&self, point: &HookPoint) -> bool {
         let rotary = self.rotary().is_some();
         match *point {
@@ -27,9 +28,7 @@ impl ModelConfig {
                         | BlockHook::Ln2PostScale
                         | BlockHook::Ln2PostNormalized => self.post_norms,
                         BlockHook::MlpPreLinear => self.gated_mlp,
-                        BlockHook::ResidMid | BlockHook::Ln2Scale | BlockHook::Ln2Normalized => {
-                            !self.parallel_attn_mlp
-                        }
+                        BlockHook::ResidMid => !self.parallel_attn_mlp,
                         _ => true,
                     }
             }
@@ -127,6 +126,28 @@ impl ModelConfig {
             | BlockHook::Ln1PostScale
             | BlockHook::Ln2PostScale => None,
             _ => Some(self.d_model),
+        }
+    }
+
+    /// The length of one position's activation at `point` as one flat row: [`Self::hook_width`],
+    /// or 1 for the `ln*.hook_scale` hooks (`[batch, pos, 1]`); `None` for hooks this model does
+    /// not fire and for attention scores and pattern (one row per head and key).
+    pub fn row_width(&self, point: &HookPoint) -> Option<usize> {
+        let scale = matches!(
+            point,
+            HookPoint::LnFinalScale
+                | HookPoint::Block {
+                    hook: BlockHook::Ln1Scale
+                        | BlockHook::Ln2Scale
+                        | BlockHook::Ln1PostScale
+                        | BlockHook::Ln2PostScale,
+                    ..
+                }
+        );
+        if scale && self.fires(point) {
+            Some(1)
+        } else {
+            self.hook_width(point)
         }
     }
 

@@ -54,13 +54,14 @@ pub struct MlpWeights<B: Backend> {
 /// One transformer block.
 #[derive(Module, Debug)]
 pub struct BlockWeights<B: Backend> {
-    /// Normalization before attention (and before the MLP too in a parallel block).
+    /// Normalization before attention.
     pub ln1: LayerNormWeights<B>,
     /// Attention.
     pub attn: AttentionWeights<B>,
     /// Gemma-2's normalization of the attention output.
     pub ln1_post: Option<LayerNormWeights<B>>,
-    /// Normalization before the MLP (`None` in a parallel block).
+    /// Normalization before the MLP (of the block's input in a parallel block; `None` there
+    /// means the MLP reads `ln1`'s output).
     pub ln2: Option<LayerNormWeights<B>>,
     /// MLP.
     pub mlp: MlpWeights<B>,
@@ -118,7 +119,7 @@ impl<B: Backend> TransformerWeights<B> {
                     b_o: zeros(d),
                 },
                 ln1_post: cfg.post_norms.then(|| ln(d)),
-                ln2: (!cfg.parallel_attn_mlp).then(|| ln(d)),
+                ln2: Some(ln(d)),
                 mlp: MlpWeights {
                     w_in: normal([d, d_mlp]),
                     b_in: zeros(d_mlp),

@@ -17,7 +17,11 @@ fn fixture_dir() -> PathBuf {
 type Tensors = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
 
 fn fixture_tensors() -> Tensors {
-    let bytes = std::fs::read(fixture_dir().join("model.safetensors")).unwrap();
+    tensors_of(&fixture_dir().join("model.safetensors"))
+}
+
+fn tensors_of(path: &Path) -> Tensors {
+    let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     st.tensors()
         .into_iter()
@@ -271,4 +275,112 @@ fn bad_tokens_and_lengths() {
         f.read_i64("tokens"),
         Err(interp_core::Error::MissingTensor { .. })
     ));
+}
+
+fn family_model_dir(family: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/families")
+        .join(family)
+        .join("model")
+}
+
+fn family_config(family: &str) -> Value {
+    let text = std::fs::read_to_string(family_model_dir(family).join("config.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every family reports bad checkpoints through the same checked reader.
+#[test]
+fn family_checkpoints_with_bad_tensors_or_configs() {
+    let t = tensors_of(&family_model_dir("gemma2").join("model.safetensors"));
+    let cfg = family_config("gemma2");
+    load(write_model(&cfg, &t).path()).expect("the fixture itself loads");
+
+    let mut missing = t.clone();
+    missing.remove("model.layers.1.pre_feedforward_layernorm.weight");
+    match load(write_model(&cfg, &missing).path()) {
+        Err(Error::MissingTensor { key }) => {
+            assert_eq!(key, "model.layers.1.pre_feedforward_layernorm.weight")
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut extra = t.clone();
+    let norm = t["model.norm.weight"].clone();
+    extra.insert("model.layers.0.q_norm.weight".into(), norm);
+    match load(write_model(&cfg, &extra).path()) {
+        Err(Error::UnusedTensors { keys }) => assert_eq!(keys, ["model.layers.0.q_norm.weight"]),
+        other => panic!("{other:?}"),
+    }
+    let mut wide = cfg.clone();
+    wide["intermediate_size"] = (wide["intermediate_size"].as_u64().unwrap() + 1).into();
+    assert!(matches!(
+        load(write_model(&wide, &t).path()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let mut kv = cfg.clone();
+    kv["num_key_value_heads"] = 3.into();
+    match load(write_model(&kv, &t).path()) {
+        Err(e @ Error::Config { .. }) => assert!(e.to_string().contains("num_key_value_heads")),
+        other => panic!("{other:?}"),
+    }
+    // A tensor stored as integers: named, with its dtype.
+    let mut ints = t.clone();
+    let (_, shape, bytes) = ints["model.norm.weight"].clone();
+    let n: usize = shape.iter().product();
+    let _ = bytes;
+    ints.insert(
+        "model.norm.weight".into(),
+        (Dtype::I32, shape, vec![0u8; 4 * n]),
+    );
+    match load(write_model(&cfg, &ints).path()) {
+        Err(Error::Dtype { key, dtype }) => {
+            assert_eq!(key, "model.norm.weight");
+            assert!(dtype.contains("I32"), "{dtype}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut rope = cfg.clone();
+    rope["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0});
+    rope.as_object_mut().unwrap().remove("rope_parameters");
+    assert!(matches!(
+        load(write_model(&rope, &t).path()),
+        Err(Error::Unsupported {
+            key: "rope_type",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn shard_index_naming_a_missing_file() {
+    let src = family_model_dir("llama");
+    let dir = tempfile::tempdir().unwrap();
+    let mut shards = Vec::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        std::fs::copy(&path, dir.path().join(&name)).unwrap();
+        if name.starts_with("model-") {
+            shards.push(name);
+        }
+    }
+    assert!(shards.len() >= 2, "the llama fixture is sharded");
+    load(dir.path()).expect("the sharded fixture loads");
+    shards.sort();
+    std::fs::remove_file(dir.path().join(&shards[1])).unwrap();
+    match load(dir.path()) {
+        Err(e @ Error::Config { .. }) => assert!(e.to_string().contains(&shards[1]), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // An index that escapes the directory is refused, not followed.
+    let index_path = dir.path().join("model.safetensors.index.json");
+    let index = std::fs::read_to_string(&index_path).unwrap();
+    std::fs::write(
+        &index_path,
+        index.replace(&shards[0], "../elsewhere.safetensors"),
+    )
+    .unwrap();
+    assert!(matches!(load(dir.path()), Err(Error::Config { .. })));
+    std::fs::write(&index_path, "{not json").unwrap();
+    assert!(matches!(load(dir.path()), Err(Error::Config { .. })));
 }

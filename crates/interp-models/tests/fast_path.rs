@@ -226,7 +226,7 @@ fn partly_hooked(name: &str, m: &HookedTransformer<Cpu>) {
             assert_close(
                 &one.get(&p).unwrap().to_data().into_vec().unwrap(),
                 &all.get(&p).unwrap().to_data().into_vec().unwrap(),
-                1e-4,
+                3e-4, // scores of the scaled-up random weights reach the hundreds
                 &format!("{name}: {p} with only {point} cached"),
             );
         }

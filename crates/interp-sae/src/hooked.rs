@@ -263,7 +263,7 @@ pub fn sae_hook_point<B: Backend>(
         .as_deref()
         .ok_or_else(|| Error::config("<sae config>", "metadata.hook_name is not set"))?;
     let cfg = model.cfg();
-    let point = HookPoint::parse_for(name, cfg.n_layers)?;
+    let point = cfg.parse_hook(name)?;
     let width = cfg.hook_width(&point);
     match width {
         Some(w) if w == sae.d_in => Ok(point),

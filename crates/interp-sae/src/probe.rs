@@ -119,7 +119,7 @@ pub use with_models::{mean_word_feature_acts, word_feature_acts, WordActs, WordP
 #[cfg(feature = "models")]
 mod with_models {
     use burn::tensor::backend::Backend;
-    use interp_models::hooks::{HookPoint, HookSpec, NameFilter};
+    use interp_models::hooks::{HookSpec, NameFilter};
     use interp_models::{Batch, HookedTransformer};
     use ndarray::{Array1, Array2, Axis};
 
@@ -184,10 +184,8 @@ mod with_models {
         };
         let ids = model.to_tokens(text, prepend_bos)?;
         let mut spec = HookSpec::<B>::new().cache(NameFilter::patterns([hook.to_string()]));
-        match hook {
-            HookPoint::Block { layer, .. } => spec = spec.stop_at_layer(layer + 1),
-            HookPoint::Embed | HookPoint::PosEmbed => spec = spec.stop_at_layer(0),
-            _ => {}
+        if let Some(stop) = model.cfg().stop_layer_for([&hook]) {
+            spec = spec.stop_at_layer(stop);
         }
         let (_, cache) = model.run(&Batch::single(&ids), &spec)?;
         let act = cache.get(&hook).expect("the filter caches the hook");

@@ -53,7 +53,7 @@ use std::sync::Arc;
 use burn::tensor::backend::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
 use interp_core::SafetensorsFile;
-use interp_models::hooks::{BlockHook, HookPoint, HookSpec, NameFilter};
+use interp_models::hooks::{HookPoint, HookSpec, NameFilter};
 use interp_models::{Batch, HookedTransformer, ModelConfig, PaddingSide, TextTokenizer};
 use ndarray::{Array2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
@@ -596,43 +596,12 @@ impl StoreConfig {
     }
 }
 
-/// The activation width of `point` in a model of config `cfg`.
+/// The activation width of `point` in a model of config `cfg` (the model's own vocabulary:
+/// grouped key/value heads make `hook_k` / `hook_v` narrower than `hook_q`).
 fn hook_width(cfg: &ModelConfig, point: HookPoint) -> Result<usize> {
-    let unsupported = || Error::Unsupported {
+    cfg.row_width(&point).ok_or_else(|| Error::Unsupported {
         what: format!("collecting `{point}` (its activations are not one vector per token)"),
-    };
-    Ok(match point {
-        HookPoint::LnFinalScale => 1,
-        HookPoint::Block { hook, .. } => match hook {
-            BlockHook::Ln1Scale | BlockHook::Ln2Scale => 1,
-            BlockHook::MlpPre | BlockHook::MlpPost => cfg.d_mlp,
-            BlockHook::AttnQ | BlockHook::AttnK | BlockHook::AttnV | BlockHook::AttnZ => {
-                cfg.n_heads * cfg.d_head
-            }
-            BlockHook::ResidPre
-            | BlockHook::ResidMid
-            | BlockHook::ResidPost
-            | BlockHook::AttnOut
-            | BlockHook::MlpOut
-            | BlockHook::Ln1Normalized
-            | BlockHook::Ln2Normalized => cfg.d_model,
-            _ => return Err(unsupported()),
-        },
-        _ => cfg.d_model,
     })
-}
-
-/// The layer to stop before so that every hook of `points` still runs; `None` for a full pass.
-fn stop_layer(points: &[HookPoint], n_layers: usize) -> Option<usize> {
-    let mut stop = 0;
-    for p in points {
-        match p {
-            HookPoint::Embed | HookPoint::PosEmbed => {}
-            HookPoint::Block { layer, .. } => stop = stop.max(layer + 1),
-            _ => return None,
-        }
-    }
-    (stop < n_layers).then_some(stop)
 }
 
 /// Runs `windows` (all of one length) through `model` and returns each hook's activations,
@@ -645,7 +614,7 @@ fn forward_windows<B: Backend>(
 ) -> Result<Vec<Vec<f32>>> {
     let names: Vec<String> = points.iter().map(ToString::to_string).collect();
     let mut spec = HookSpec::<B>::new().cache(NameFilter::patterns(names));
-    if let Some(stop) = stop_layer(points, model.cfg().n_layers) {
+    if let Some(stop) = model.cfg().stop_layer_for(points) {
         spec = spec.stop_at_layer(stop);
     }
     let batch = Batch::padded(windows, PaddingSide::Right);
@@ -815,7 +784,7 @@ impl<B: Backend> ActivationStore<B> {
         let mut points = Vec::with_capacity(cfg.hooks.len());
         let mut dims = Vec::with_capacity(cfg.hooks.len());
         for name in &cfg.hooks {
-            let point = HookPoint::parse_for(name, mcfg.n_layers)?;
+            let point = mcfg.parse_hook(name)?;
             if points.contains(&point) {
                 return Err(config_err(format!("hook `{name}` is listed twice")));
             }

@@ -65,7 +65,7 @@ fn resolve<B: Backend>(
     saes: &SaeSet,
 ) -> Result<(HookPoint, usize)> {
     let cfg = model.cfg();
-    let point = HookPoint::parse_for(&step.hook, cfg.n_layers)?;
+    let point = cfg.parse_hook(&step.hook)?;
     let width = cfg
         .hook_width(&point)
         .ok_or_else(|| Error::UnsteerableHook {

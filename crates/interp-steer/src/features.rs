@@ -50,7 +50,7 @@ pub fn mean_feature_acts<B: Backend>(
         sae.config().metadata.hook_name.clone().ok_or_else(|| {
             Error::invalid("SAE", "its config names no hook (metadata.hook_name)")
         })?;
-    let hook = HookPoint::parse_for(&name, model.cfg().n_layers)?;
+    let hook = model.cfg().parse_hook(&name)?;
     let width = model.cfg().hook_width(&hook).unwrap_or(0);
     if width != sae.d_in() {
         return Err(Error::SaeWidth {
@@ -87,8 +87,8 @@ pub(crate) fn mean_over_prompts<B: Backend>(
             hook: hook.to_string(),
         })?;
     let mut spec = HookSpec::new().cache(NameFilter::patterns([hook.to_string()]));
-    if let Some(layer) = hook.layer() {
-        spec = spec.stop_at_layer(layer + 1);
+    if let Some(stop) = model.cfg().stop_layer_for([&hook]) {
+        spec = spec.stop_at_layer(stop);
     }
     let mut sum: Option<Array1<f32>> = None;
     for prompt in prompts {

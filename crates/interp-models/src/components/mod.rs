@@ -92,6 +92,27 @@ pub(crate) fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B,
     sigmoid(two_u) * x
 }
 
+/// `x @ w + b`, soft-capped if `cap` is given: the unembedding, with the cap applied in place
+/// on the CPU fast path.
+pub(crate) fn unembed<B: Backend>(
+    x: Tensor<B, 3>,
+    w: &Param<Tensor<B, 2>>,
+    b: &Param<Tensor<B, 1>>,
+    cap: Option<f64>,
+) -> Tensor<B, 3> {
+    let Some(cap) = cap else {
+        return linear(x, w, b);
+    };
+    let [n_batch, n_pos, _] = x.dims();
+    let (w, b) = (w.val(), b.val());
+    let shape = [n_batch, n_pos, w.dims()[1]];
+    let post = crate::kernels::Epilogue::SoftCap(cap as f32);
+    match crate::kernels::linear_then(&x, &w, &b, None, post, shape) {
+        Some(y) => y,
+        None => soft_cap(linear_t(x, w, b), cap),
+    }
+}
+
 /// `cap · tanh(x / cap)` (Gemma-2's soft caps).
 pub(crate) fn soft_cap<B: Backend, const D: usize>(x: Tensor<B, D>, cap: f64) -> Tensor<B, D> {
     if let Some(y) = crate::kernels::soft_cap(&x, cap as f32) {

@@ -9,7 +9,7 @@
 //! | [`gemma2`] | `gemma2` | RMSNorm `(1 + w)`, √d embedding scale, grouped KV, rotary, GELU-gated MLP, post-norms, local/global layers, score and logit soft caps |
 //! | [`llama`] | `llama`, `mistral` | RMSNorm, grouped KV, rotary with Llama 3 scaling, SiLU-gated MLP, untied unembedding, sliding window (Mistral) |
 //! | [`qwen2`] | `qwen2` | Llama's block with Q/K/V biases |
-//! | [`phi`] | `phi` | parallel attention + MLP, partial rotary, LayerNorm, biases everywhere incl. `b_U` |
+//! | [`phi`] | `phi` | parallel attention + MLP (no `hook_resid_mid`), partial rotary, LayerNorm, biases everywhere incl. `b_U` |
 //!
 //! Adding a family is one file here plus one arm in [`load`] (and its `model_type` in
 //! [`Family`]); `docs/architectures.md` walks through it.

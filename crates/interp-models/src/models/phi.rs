@@ -2,7 +2,9 @@
 //! (`PhiForCausalLM`, `model_type` `phi`).
 //!
 //! A parallel block: one LayerNorm feeds both attention and the MLP, and both outputs are
-//! added to the block's input (no `hook_resid_mid`, no `ln2`). Rotary positions on the first
+//! added to the block's input (no `hook_resid_mid`). As TransformerLens converts Phi, the MLP's
+//! norm is `ln2` with `input_layernorm`'s weights (so `ln2.hook_*` fire and `fold_ln` folds it
+//! into the MLP). Rotary positions on the first
 //! `partial_rotary_factor · head_dim` dimensions of each head, biases everywhere (the
 //! unembedding too), a plain GELU MLP. Numerics follow `transformers`' `modeling_phi.py`.
 //!
@@ -189,7 +191,7 @@ pub(crate) fn load<B: Backend>(
             ln1: parts::layer_norm(r, &key("input_layernorm"), d, device)?,
             attn: parts::attention(r, &key("self_attn."), "dense", &cfg, biases, device)?,
             ln1_post: None,
-            ln2: None,
+            ln2: Some(parts::layer_norm(r, &key("input_layernorm"), d, device)?),
             mlp: MlpWeights {
                 w_in: param2(r.linear(&key("mlp.fc1.weight"), d, m)?, device),
                 b_in: param1(r.tensor(&key("mlp.fc1.bias"), &[m])?, device),
