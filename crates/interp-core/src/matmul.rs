@@ -89,9 +89,7 @@ fn parallel(
         gemm_crate(x, w, out, acc, gemm::Parallelism::Rayon(0));
         return;
     }
-    // Wide outputs (≥ 4 blocks of 256 per thread) take 256-column blocks; narrower ones 128,
-    // twice as many blocks to share (GPT-2's 768-column MLP-out: 3 per thread).
-    let width = if n >= 256 * 4 * threads { 256 } else { 128 };
+    let width = block_width(n, threads);
     let blocks: Vec<_> = w
         .axis_chunks_iter(Axis(1), width)
         .zip(out.axis_chunks_iter_mut(Axis(1), width))
@@ -99,6 +97,18 @@ fn parallel(
     blocks
         .into_par_iter()
         .for_each(|(w, out)| gemm_crate(x, w, out, acc, gemm::Parallelism::None));
+}
+
+/// The column-block width of [`parallel`]: about 8 blocks per thread, in multiples of 256 up
+/// to 2048 (each block packs `x` again, so wide outputs — a 256000-token unembedding — take
+/// wide blocks), and 128 for narrow outputs, twice as many blocks to share (GPT-2's 768-column
+/// MLP-out: 3 per thread).
+#[cfg(not(feature = "blas"))]
+fn block_width(n: usize, threads: usize) -> usize {
+    if n < 256 * 4 * threads {
+        return 128;
+    }
+    (n / (8 * threads) / 256 * 256).clamp(256, 2048)
 }
 
 /// `out = x @ w`, or `out += x @ w` when `acc`, through the `gemm` crate (shapes checked).

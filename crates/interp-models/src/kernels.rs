@@ -149,7 +149,7 @@ pub(crate) fn linear_split<B: Backend, const D: usize, const N: usize, const E: 
         .map(|s| s.iter().product::<usize>() / n.max(1))
         .collect();
     if n == 0
-        || widths.iter().any(|&d| d == 0)
+        || widths.contains(&0)
         || part_shapes
             .iter()
             .zip(&widths)
@@ -159,20 +159,43 @@ pub(crate) fn linear_split<B: Backend, const D: usize, const N: usize, const E: 
     {
         return None;
     }
+    if widths.iter().all(|&d| d == widths[0]) {
+        // Equal parts (Q, K, V without grouping): one GEMM each, written in place.
+        let mut start = 0;
+        let parts: Vec<Tensor<B, E>> = part_shapes
+            .iter()
+            .zip(&widths)
+            .map(|(shape, &d)| {
+                let (lo, hi) = (start, start + d);
+                start = hi;
+                let cols = ndarray::s![.., lo..hi];
+                let out = dense(
+                    x.view(),
+                    w.slice(cols),
+                    &b.slice(ndarray::s![lo..hi]).to_vec(),
+                    None,
+                );
+                to_tensor(out, shape)
+            })
+            .collect::<Option<_>>()?;
+        return parts.try_into().ok();
+    }
+    // Unequal parts (grouped keys and values, narrower than the queries, multiply less
+    // efficiently alone): one GEMM over all the columns, each part copied out row by row.
+    let full = dense(x.view(), w, &b.to_vec(), None);
+    let total = w.ncols();
     let mut start = 0;
     let parts: Vec<Tensor<B, E>> = part_shapes
         .iter()
         .zip(&widths)
         .map(|(shape, &d)| {
-            let (lo, hi) = (start, start + d);
-            start = hi;
-            let out = dense(
-                x.view(),
-                w.slice(ndarray::s![.., lo..hi]),
-                &b.slice(ndarray::s![lo..hi]).to_vec(),
-                None,
-            );
-            to_tensor(out, shape)
+            let lo = start;
+            start += d;
+            let mut part = Vec::with_capacity(n * d);
+            for row in full.chunks_exact(total) {
+                part.extend_from_slice(&row[lo..lo + d]);
+            }
+            to_tensor(part, shape)
         })
         .collect::<Option<_>>()?;
     parts.try_into().ok()
