@@ -238,7 +238,7 @@ pub fn run(cmd: FlowCommand) -> Result<(), Box<dyn StdError>> {
             };
             let groups = PredecessorGroups::compute(&model, &stack, &tables, &texts, &opts)?;
             groups.write(&a.corpus.out)?;
-            println!("{}", serde_json::to_string_pretty(&groups.summary_json())?);
+            say!("{}", serde_json::to_string_pretty(&groups.summary_json())?);
             Ok(())
         }
         FlowCommand::Deactivate(a) => deactivate(a),
@@ -333,6 +333,6 @@ fn deactivate(a: DeactivateArgs) -> Result<(), Box<dyn StdError>> {
     };
     let d = Deactivation::run(&model, &stack, &tables, permutation.as_ref(), &texts, &opts)?;
     d.write(&a.corpus.out)?;
-    println!("{}", serde_json::to_string_pretty(&d.summary)?);
+    say!("{}", serde_json::to_string_pretty(&d.summary)?);
     Ok(())
 }

@@ -16,18 +16,40 @@ pub enum GeometryCommand {
     /// Exhaustive all-pairs extremes: the N most aligned and most opposed feature pairs (i < j)
     /// of one SAE matrix, or between two SAEs with --sae-b. Writes
     /// {"most_aligned":[{"i","j","cos"}...], "most_opposed":[...]}.
+    #[command(after_help = "Examples:
+  interp geometry extremes --sae assets/toy/saes/blocks.2.hook_resid_pre --top 20 --out extremes.json
+  interp geometry extremes --sae assets/toy/saes/blocks.2.hook_resid_pre --matrix enc --out extremes.enc.json
+  interp geometry extremes --sae assets/toy/saes/blocks.2.hook_resid_pre --sae-b assets/toy/saes/blocks.3.hook_resid_pre --out across.json")]
     Extremes(ExtremesArgs),
     /// Concept-pair analysis (antonyms vs a seeded random baseline, Mann–Whitney U and
     /// permutation tests) on decoder and encoder, with self-similarity control.
+    #[command(after_help = "Examples:
+  interp geometry pairs --sae assets/toy/saes/blocks.2.hook_resid_pre --pairs antonyms.json --out pairs.json \\
+      --markdown pairs.md --plot pairs.png
+  where antonyms.json is
+  {\"pairs\":[{\"name\":\"happy/sad\",\"a\":{\"name\":\"happy\",\"features\":[3,17]},\"b\":{\"name\":\"sad\",\"features\":[5]}}]}")]
     Pairs(PairsArgs),
     /// Cross-SAE matching: top-k matches by cosine from every feature of A into B, optionally a
     /// one-to-one assignment.
+    #[command(after_help = "Examples:
+  interp geometry match --sae-a assets/toy/saes/blocks.2.hook_resid_post \\
+      --sae-b assets/toy/saes/blocks.2.hook_resid_pre --top-k 5 --out match.json
+  interp geometry match --sae-a a/ --sae-b b/ --assignment sparse --out assignment.json")]
     Match(MatchArgs),
     /// Per-feature top-k nearest neighbours within one SAE matrix.
+    #[command(after_help = "Examples:
+  interp geometry neighbors --sae assets/toy/saes/blocks.2.hook_resid_pre -k 5 --out neighbors.json")]
     Neighbors(NeighborsArgs),
     /// Orthogonality (Gram) statistics, encoder–decoder self-similarity and antipodality.
+    #[command(after_help = "Examples:
+  interp geometry stats --sae assets/toy/saes/blocks.2.hook_resid_pre
+  interp geometry stats --sae assets/toy/saes/blocks.2.hook_resid_pre --top 20 --out stats.json")]
     Stats(StatsArgs),
     /// Cosine matrix of chosen features (JSON, and a PNG/SVG heatmap by extension).
+    #[command(after_help = "Examples:
+  interp geometry heatmap --sae assets/toy/saes/blocks.2.hook_resid_pre --features 0,1,2,3,4,5 --out heatmap.png
+  interp geometry heatmap --sae assets/toy/saes/blocks.2.hook_resid_pre --features 0,1,2 \\
+      --sae-b assets/toy/saes/blocks.3.hook_resid_pre --features-b 7,8,9 --out cross.svg")]
     Heatmap(HeatmapArgs),
 }
 
@@ -206,7 +228,7 @@ fn extremes(a: ExtremesArgs) -> Result<(), Box<dyn StdError>> {
     write_json(&a.out, &ex)?;
     let fmt =
         |p: Option<&Pair>| p.map_or("-".into(), |p| format!("({}, {}) {:.4}", p.i, p.j, p.cos));
-    println!(
+    say!(
         "{} {} directions: most aligned {}, most opposed {} ({:.2} s) → {}",
         dirs.len(),
         a.matrix.long_name(),
@@ -247,8 +269,8 @@ fn pairs(a: PairsArgs) -> Result<(), Box<dyn StdError>> {
             interp_geometry::plot::pair_histogram(&with_suffix(path, tag), m, 30)?;
         }
     }
-    println!("{md}");
-    println!("→ {}", a.out.display());
+    say!("{md}");
+    say!("→ {}", a.out.display());
     Ok(())
 }
 
@@ -296,7 +318,7 @@ fn matching(a: MatchArgs) -> Result<(), Box<dyn StdError>> {
         out["assignment"] = assignment_json(asg);
     }
     write_json(&a.out, &out)?;
-    println!(
+    say!(
         "{} features of A into {} of B: mean top-1 cosine {:.4}{} ({:.2} s) → {}",
         da.len(),
         db.len(),
@@ -317,7 +339,7 @@ fn neighbors(a: NeighborsArgs) -> Result<(), Box<dyn StdError>> {
     let dirs = Directions::of(&sae, a.matrix);
     let nb = nearest_neighbors(&dirs, a.k);
     write_json(&a.out, &neighbors_json(&nb))?;
-    println!(
+    say!(
         "top-{} neighbours of {} features → {}",
         nb.k,
         dirs.len(),
@@ -365,9 +387,9 @@ fn stats(a: StatsArgs) -> Result<(), Box<dyn StdError>> {
     match &a.out {
         Some(path) => {
             write_json(path, &out)?;
-            println!("→ {}", path.display());
+            say!("→ {}", path.display());
         }
-        None => println!("{}", serde_json::to_string_pretty(&out)?),
+        None => say!("{}", serde_json::to_string_pretty(&out)?),
     }
     Ok(())
 }
@@ -411,7 +433,7 @@ fn heatmap(a: HeatmapArgs) -> Result<(), Box<dyn StdError>> {
             m.view(),
         )?;
     }
-    println!(
+    say!(
         "{} x {} cosine matrix → {}",
         m.nrows(),
         m.ncols(),

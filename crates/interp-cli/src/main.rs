@@ -19,9 +19,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use interp_models::prelude::*;
 use interp_sae::hooked::{attach_sae, DeviceSae};
+
+/// `println!` that hands a closed stdout back as an error (`?`) instead of panicking, so
+/// `interp … | head` ends quietly (see [`exit_code`]).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
 
 mod flow;
 mod geometry;
@@ -54,6 +63,16 @@ enum Command {
     Train(train::TrainArgs),
     /// Generate with SAE features or a steering plan active; samples and the plan as JSON.
     Steer(steer::SteerArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  interp completions bash > ~/.local/share/bash-completion/completions/interp
+  interp completions zsh > ~/.zfunc/_interp
+  interp completions fish > ~/.config/fish/completions/interp.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -66,6 +85,11 @@ enum Processing {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  interp cache --text 'Today I am happy' --prepend-bos --out acts.safetensors
+  interp cache --tokens 0,17,42 --hooks 'blocks.*.hook_resid_post' --processing tl --out resid.safetensors
+  interp cache --text 'Today I am happy' --sae assets/toy/saes/blocks.2.hook_resid_pre --out acts.safetensors
+  interp cache --model path/to/gemma-2-2b --text 'Hello' --hooks blocks.12.hook_resid_post --out g.safetensors")]
 struct CacheArgs {
     /// Model directory in Hugging Face layout — config.json, model.safetensors (or a sharded
     /// checkpoint), tokenizer.json for --text — of any supported family (GPT-2, Gemma-2,
@@ -105,14 +129,46 @@ fn main() -> ExitCode {
         Command::Flow(cmd) => flow::run(cmd),
         Command::Train(args) => train::run(args),
         Command::Steer(args) => steer::run(args),
+        Command::Completions { shell } => completions(shell),
     };
+    exit_code(result)
+}
+
+/// Status 141 (128 + SIGPIPE, what a shell reports for `yes | head`) without a message when
+/// stdout was closed early — `interp … | head` is ordinary use, not a failure to report —
+/// 1 and the error on stderr for any other error.
+fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&*e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// `interp completions <shell>`: the script is built in memory (clap_complete panics on a
+/// failed write), then written out.
+fn completions(shell: clap_complete::Shell) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "interp", &mut script);
+    std::io::stdout().lock().write_all(&script)?;
+    Ok(())
 }
 
 fn cache(args: CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -172,7 +228,7 @@ fn cache(args: CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let extra: Vec<(&str, _)> = extra.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
     cache.save_safetensors(&args.out, &extra)?;
-    println!(
+    say!(
         "{} tokens → {} hook activations + logits{sae_note} written to {}",
         tokens.len(),
         cache.len(),

@@ -12,8 +12,16 @@ use ndarray::Array2;
 pub enum SaeCommand {
     /// Encode activations from a safetensors file; write `feature_acts` [n, d_sae] and
     /// `sae_out` [n, d_in].
+    #[command(after_help = "Examples:
+  interp cache --text 'Today I am happy' --hooks blocks.2.hook_resid_pre --out acts.safetensors
+  interp sae encode --sae assets/toy/saes/blocks.2.hook_resid_pre --input acts.safetensors --out codes.safetensors
+  interp sae encode --sae gemma-scope/params.npz --format gemma-scope --input acts.safetensors \\
+      --tensor blocks.12.hook_resid_post --out codes.safetensors")]
     Encode(EncodeArgs),
     /// Print an SAE's configuration (SAELens cfg.json form) and detected format.
+    #[command(after_help = "Examples:
+  interp sae info --sae assets/toy/saes/blocks.2.hook_resid_pre
+  interp sae info --sae assets/toy/saes/blocks.2.hook_resid_pre | jq .d_sae")]
     Info(InfoArgs),
 }
 
@@ -50,6 +58,11 @@ pub struct EncodeArgs {
     /// Tensor to read (default: the SAE's hook name if present, else the only tensor).
     #[arg(long)]
     tensor: Option<String>,
+    /// Encode a tensor named after another hook than the SAE's own (`metadata.hook_name`):
+    /// without it that is an error, since a residual-stream SAE reads `hook_attn_out`
+    /// activations of the same width without complaint but means nothing there.
+    #[arg(long)]
+    allow_hook_mismatch: bool,
     /// Output safetensors file.
     #[arg(long)]
     out: PathBuf,
@@ -70,7 +83,7 @@ pub fn run(cmd: SaeCommand) -> Result<(), Box<dyn StdError>> {
             let (sae, format) = args.source.load()?;
             let mut json = sae.config().to_saelens_json();
             json["format"] = format.name().into();
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            say!("{}", serde_json::to_string_pretty(&json)?);
             Ok(())
         }
     }
@@ -103,10 +116,33 @@ fn pick_tensor(file: &SafetensorsFile, wanted: Option<&str>, sae: &Sae) -> Resul
     }
 }
 
+/// A tensor named after a hook (as `interp cache` names them) must be the SAE's own hook,
+/// unless the mismatch is asked for; then it is a warning. Tensors with other names pass.
+fn check_hook(tensor: &str, sae: &Sae, allow: bool) -> Result<(), String> {
+    let (Ok(tensor_hook), Some(own)) = (
+        tensor.parse::<interp_models::HookPoint>(),
+        sae.config().metadata.hook_name.as_deref(),
+    ) else {
+        return Ok(());
+    };
+    if own.parse::<interp_models::HookPoint>().ok() == Some(tensor_hook) {
+        return Ok(());
+    }
+    if !allow {
+        return Err(format!(
+            "tensor `{tensor}` holds activations of `{tensor_hook}`, but the SAE was trained \
+             on `{own}`; pass --allow-hook-mismatch to encode it anyway"
+        ));
+    }
+    eprintln!("warning: encoding `{tensor_hook}` activations with an SAE trained on `{own}`");
+    Ok(())
+}
+
 fn encode(args: EncodeArgs) -> Result<(), Box<dyn StdError>> {
     let (sae, _) = args.source.load()?;
     let file = SafetensorsFile::open(&args.input)?;
     let name = pick_tensor(&file, args.tensor.as_deref(), &sae)?;
+    check_hook(&name, &sae, args.allow_hook_mismatch)?;
     let t = file.read(&name)?;
     let x = as_rows(t.shape, t.data, sae.d_in())?;
     let codes = sae.encode_sparse(x.view())?;
@@ -124,7 +160,7 @@ fn encode(args: EncodeArgs) -> Result<(), Box<dyn StdError>> {
         ],
     )?;
     let l0 = codes.nnz() as f64 / codes.n_rows().max(1) as f64;
-    println!(
+    say!(
         "{} rows of `{name}` → {} (mean L0 {l0:.1} of {})",
         codes.n_rows(),
         args.out.display(),

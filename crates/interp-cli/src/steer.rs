@@ -32,7 +32,8 @@ pub struct SteerArgs {
     /// What `--feature` does.
     #[arg(long, value_enum, default_value = "add")]
     mode: Mode,
-    /// The hook to steer at (default: the SAE's own hook).
+    /// The hook to steer at (default: the SAE's own hook). Another hook than the SAE's own is
+    /// allowed, with a warning: clamp and rescale steps at it are marked `allow_hook_mismatch`.
     #[arg(long)]
     hook: Option<String>,
     /// Prompt text.
@@ -168,7 +169,10 @@ pub fn run(args: SteerArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let hook = model.cfg().parse_hook(&hook_name)?;
-        let features = feature_plan(&args, &sae, hook)?;
+        let mut features = feature_plan(&args, &sae, hook)?;
+        if args.hook.is_some() {
+            features = features.allow_hook_mismatch(hook);
+        }
         let features = features.with_sae_source(SAE_KEY, path.display().to_string());
         saes.insert(SAE_KEY, sae);
         plan = features.merge(plan)?;

@@ -42,6 +42,13 @@ pub enum Engine {
 
 /// Arguments of `interp train`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  interp train --acts acts.safetensors --tensor blocks.2.hook_resid_pre --arch topk --d-sae 512 \\
+      --k 16 --steps 1000 --out sae/
+  interp train --model assets/toy/model --corpus docs.txt --hook blocks.2.hook_resid_pre \\
+      --arch jumprelu --d-sae 1024 --steps 2000 --out sae/
+  interp train --model assets/toy/model --corpus docs.txt --hook blocks.2.hook_resid_pre \\
+      --arch jumprelu --d-sae 1024 --steps 2000 --out sae/ --resume   # after an interruption")]
 pub struct TrainArgs {
     /// Activations `[.., d_in]` in a safetensors file (e.g. written by `interp cache`).
     #[arg(long, required_unless_present = "model", conflicts_with = "model")]
@@ -179,7 +186,7 @@ pub fn run(args: TrainArgs) -> Result<(), Box<dyn StdError>> {
         )?;
     }
     if let Some(last) = report.history.last() {
-        println!(
+        say!(
             "step {}: mse {:.4}  fvu {:.4}  l0 {:.1}  dead {:.2}%  -> {}",
             last.step,
             last.mse,

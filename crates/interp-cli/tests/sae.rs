@@ -129,6 +129,66 @@ fn cache_with_sae_saves_feature_acts_at_its_hook_and_encode_picks_the_hook_tenso
 }
 
 #[test]
+fn encoding_another_hook_than_the_saes_own_needs_a_flag() {
+    // The toy world's resid_pre SAE and attention output at its layer have the same width.
+    let tmp = tempfile::tempdir().unwrap();
+    let toy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/toy");
+    let sae = toy.join("saes/blocks.2.hook_resid_pre");
+    let acts = tmp.path().join("acts.safetensors");
+    interp_ok(&[
+        "cache",
+        "--tokens",
+        "0,5,17,42",
+        "--hooks",
+        "blocks.2.hook_attn_out",
+        "blocks.2.hook_resid_pre",
+        "--out",
+        acts.to_str().unwrap(),
+    ]);
+    let encode = |tensor: &str, allow: bool| {
+        let out = tmp.path().join("codes.safetensors");
+        let mut args = vec![
+            "sae",
+            "encode",
+            "--sae",
+            sae.to_str().unwrap(),
+            "--input",
+            acts.to_str().unwrap(),
+            "--tensor",
+            tensor,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if allow {
+            args.push("--allow-hook-mismatch");
+        }
+        interp(&args)
+    };
+    let refused = encode("blocks.2.hook_attn_out", false);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("`blocks.2.hook_attn_out`")
+            && stderr.contains("trained on `blocks.2.hook_resid_pre`")
+            && stderr.contains("--allow-hook-mismatch"),
+        "{stderr}"
+    );
+    let allowed = encode("blocks.2.hook_attn_out", true);
+    assert!(allowed.status.success());
+    assert!(String::from_utf8_lossy(&allowed.stderr).contains(
+        "warning: encoding `blocks.2.hook_attn_out` activations with an SAE trained on \
+         `blocks.2.hook_resid_pre`"
+    ));
+    let own = encode("blocks.2.hook_resid_pre", false);
+    assert!(own.status.success());
+    assert!(
+        own.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+}
+
+#[test]
 fn sae_commands_report_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o.safetensors");

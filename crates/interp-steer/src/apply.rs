@@ -14,11 +14,13 @@ use crate::sae_set::SaeSet;
 impl SteeringPlan {
     /// Checks every step against `model` and `saes`: hook names the model has, hooks with a
     /// per-position vector, direction lengths and SAE input widths equal to the hook's width,
-    /// feature ids below `d_sae`, finite numbers.
+    /// SAEs at their own hooks (unless a step allows otherwise), feature ids below `d_sae`,
+    /// finite numbers.
     ///
     /// # Errors
     /// The model's [`interp_models::Error::UnknownHook`] / `HookLayerOutOfRange`;
     /// [`Error::UnsteerableHook`], [`Error::DirectionWidth`], [`Error::SaeWidth`],
+    /// [`Error::SaeHookMismatch`],
     /// [`Error::FeatureOutOfRange`], [`Error::UnknownSae`], [`Error::NonFinite`],
     /// [`Error::Invalid`].
     pub fn validate<B: Backend>(&self, model: &HookedTransformer<B>, saes: &SaeSet) -> Result<()> {
@@ -98,6 +100,19 @@ fn resolve<B: Backend>(
             d_in: sae.d_in(),
             width,
         });
+    }
+    if let Some(own) = &sae.config().metadata.hook_name {
+        let same = match cfg.parse_hook(own) {
+            Ok(own) => own == point,
+            Err(_) => *own == step.hook,
+        };
+        if !same && !step.allow_hook_mismatch {
+            return Err(Error::SaeHookMismatch {
+                sae: key.to_string(),
+                trained_on: own.clone(),
+                hook: step.hook.clone(),
+            });
+        }
     }
     for f in features {
         check_feature(sae, key, f)?;

@@ -34,6 +34,21 @@ pub enum Error {
         /// The hook's width.
         width: usize,
     },
+    /// An SAE step sits at another hook than the one its SAE was trained on, and the step does
+    /// not say the mismatch is meant ([`crate::Step::allow_hook_mismatch`]).
+    #[error(
+        "the SAE `{sae}` was trained on `{trained_on}` but the step applies it at `{hook}`; \
+         allow it explicitly (SteeringPlan::allow_hook_mismatch, \"allow_hook_mismatch\": true \
+         in a plan file, --hook on the command line) if that is meant"
+    )]
+    SaeHookMismatch {
+        /// The SAE's key in the plan.
+        sae: String,
+        /// Its own hook (`metadata.hook_name`).
+        trained_on: String,
+        /// The step's hook.
+        hook: String,
+    },
     /// A direction's length is not the width of the hook it is added at.
     #[error("a direction of length {len} cannot be applied at `{hook}` of width {width}")]
     DirectionWidth {

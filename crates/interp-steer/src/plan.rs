@@ -46,6 +46,11 @@ pub struct Step {
     /// What it does.
     #[serde(flatten)]
     pub op: Op,
+    /// For a clamp or rescale: apply the SAE here even though it was trained on another hook
+    /// (its `metadata.hook_name`). Off, such a step is [`crate::Error::SaeHookMismatch`]:
+    /// SAEs of equal width fit many hooks, and one at the wrong hook fails silently.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_hook_mismatch: bool,
 }
 
 /// What an intervention does to the activation `x` at each selected position.
@@ -166,7 +171,18 @@ impl SteeringPlan {
             hook: hook.to_string(),
             positions,
             op,
+            allow_hook_mismatch: false,
         });
+        self
+    }
+
+    /// Lets the clamp and rescale steps at `hook` use an SAE trained on another hook
+    /// ([`Step::allow_hook_mismatch`]).
+    pub fn allow_hook_mismatch(mut self, hook: HookPoint) -> Self {
+        let name = hook.to_string();
+        for step in self.steps.iter_mut().filter(|s| s.hook == name) {
+            step.allow_hook_mismatch = true;
+        }
         self
     }
 

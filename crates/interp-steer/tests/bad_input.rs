@@ -76,6 +76,59 @@ fn an_sae_whose_width_is_not_the_hooks_is_an_error() {
 }
 
 #[test]
+fn an_sae_at_another_hook_than_its_own_must_be_allowed_explicitly() {
+    // The SAE was trained on blocks.1.hook_resid_pre; blocks.0.hook_resid_post has its width.
+    let saes = SaeSet::new().with("sae", tiny_sae());
+    let elsewhere = HookPoint::block(0, BlockHook::ResidPost);
+    let clamp = SteeringPlan::new().clamp(elsewhere, "sae", &[(3, 1.0)], false, Positions::All);
+    let rescale = SteeringPlan::new().rescale(
+        elsewhere,
+        "sae",
+        &[3],
+        2.0,
+        RescaleBasis::UnitDecoder,
+        Positions::All,
+    );
+    for plan in [&clamp, &rescale] {
+        match spec_err(plan, &saes) {
+            Error::SaeHookMismatch {
+                sae,
+                trained_on,
+                hook,
+            } => {
+                assert_eq!(sae, "sae");
+                assert_eq!(trained_on, "blocks.1.hook_resid_pre");
+                assert_eq!(hook, "blocks.0.hook_resid_post");
+            }
+            e => panic!("{e}"),
+        }
+        let allowed = plan.clone().allow_hook_mismatch(elsewhere);
+        assert!(allowed.steps[0].allow_hook_mismatch);
+        allowed.hook_spec(&tiny_model(), &saes).unwrap();
+        // The permission is part of the plan's value: it survives a save and a load.
+        let json = serde_json::to_string(&allowed).unwrap();
+        assert!(json.contains(r#""allow_hook_mismatch":true"#), "{json}");
+        let back: SteeringPlan = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, &allowed);
+        assert!(!serde_json::to_string(plan)
+            .unwrap()
+            .contains("allow_hook_mismatch"));
+    }
+    // At its own hook nothing needs allowing; allowing one hook leaves the others checked.
+    let own = HookPoint::resid_pre(1);
+    let both = SteeringPlan::new()
+        .clamp(own, "sae", &[(3, 1.0)], false, Positions::All)
+        .clamp(elsewhere, "sae", &[(3, 1.0)], false, Positions::All);
+    assert!(matches!(
+        spec_err(&both.clone().allow_hook_mismatch(own), &saes),
+        Error::SaeHookMismatch { .. }
+    ));
+    both.allow_hook_mismatch(elsewhere)
+        .hook_spec(&tiny_model(), &saes)
+        .unwrap();
+}
+
+#[test]
 fn unknown_and_unsteerable_hooks_are_errors() {
     let d = Direction::new(vec![1.0; 32], "d").unwrap();
     let mut plan = SteeringPlan::new().add(HookPoint::resid_pre(0), &d, 1.0, Positions::All);

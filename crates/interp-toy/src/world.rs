@@ -17,12 +17,18 @@ pub const MODEL_DIR: &str = "model";
 pub const SAES_DIR: &str = "saes";
 
 /// The shipped toy world directory: `$INTERP_TOY_DIR` when set, otherwise `assets/toy` of the
-/// source tree this crate was built from.
+/// source tree this crate was built from; canonical when it exists.
 pub fn default_dir() -> PathBuf {
-    match std::env::var_os(TOY_DIR_ENV) {
+    let dir = match std::env::var_os(TOY_DIR_ENV) {
         Some(dir) => PathBuf::from(dir),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/toy"),
-    }
+    };
+    canonical(&dir)
+}
+
+/// `dir` without `..` and links, for messages and reports; as given if it does not exist.
+fn canonical(dir: &Path) -> PathBuf {
+    dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// A loaded toy world: the model (with its tokenizer) and access to its SAEs.
@@ -46,6 +52,7 @@ impl ToyWorld {
     /// # Errors
     /// [`Error::MissingWorld`] when `dir` has no model, and the loaders' errors.
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        let dir = &canonical(dir);
         let model_dir = dir.join(MODEL_DIR);
         if !model_dir.join("config.json").is_file() {
             return Err(Error::MissingWorld {

@@ -80,6 +80,20 @@ fn missing_pieces_are_typed_errors() {
 }
 
 #[test]
+fn the_world_directory_is_shown_canonical() {
+    // Reports print `world.dir()`: never `…/crates/interp-toy/../../assets/toy`.
+    let canonical = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/toy")
+        .canonicalize()
+        .unwrap();
+    assert_eq!(default_dir(), canonical);
+    assert_eq!(world().dir(), canonical);
+    let roundabout = canonical.join("model/../saes/..");
+    assert_eq!(ToyWorld::from_dir(&roundabout).unwrap().dir(), canonical);
+    assert!(!world().dir().display().to_string().contains(".."));
+}
+
+#[test]
 fn the_model_keeps_the_mood_of_unseen_documents() {
     // Held-out documents from a seed the build never used.
     let docs = corpus::generate(&CorpusConfig {
