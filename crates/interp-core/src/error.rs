@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// What can go wrong reading or writing tensor files.
+/// What can go wrong reading or writing tensor files, or reading a text corpus.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -49,6 +49,13 @@ pub enum Error {
         expected: usize,
         /// Values supplied.
         actual: usize,
+    },
+    /// A text corpus is unusable: no files, not UTF-8, a malformed JSONL line
+    /// ([`crate::corpus`]).
+    #[error("{reason}")]
+    Corpus {
+        /// What is wrong, naming the file (and line) where there is one.
+        reason: String,
     },
 }
 

@@ -1,14 +1,16 @@
 //! Foundations shared by the interp-rs crates that must not depend on a tensor framework:
 //! memory-mapped safetensors reading (any float dtype to f32), atomic file writes, and the
 //! CPU matrix multiply (`gemm` crate, or OpenBLAS with the `blas` feature), run-time choice
-//! of SIMD instruction set for CPU kernels (module `simd`); with the `plot`
-//! feature, PNG / SVG charts (module `plot`).
+//! of SIMD instruction set for CPU kernels (module `simd`), text corpora read as documents
+//! and cut into token windows (module `corpus`); with the `plot` feature, PNG / SVG charts
+//! (module `plot`).
 //!
 //! `interp-sae` builds on this crate alone, so `cargo add interp-sae` does not pull burn.
 
 #[cfg(feature = "blas")]
 extern crate blas_src;
 
+pub mod corpus;
 mod error;
 #[cfg(feature = "hub")]
 pub mod hub;

@@ -4,11 +4,12 @@ use std::path::Path;
 
 use interp_core::plot::{bar_chart, line_chart, Series};
 
-use super::trainer::StepMetrics;
+use super::metrics::{density_bin_label, StepMetrics};
 use crate::error::{Error, Result};
 
-/// Writes `curves.{png,svg}` (MSE, FVU, L0, dead fraction against steps) and
-/// `density.{png,svg}` (latents per log10 firing-density bin at the last interval) into `dir`.
+/// Writes `loss.{png,svg}` (MSE, FVU and loss against steps, log scale),
+/// `sparsity.{png,svg}` (L0 and dead fraction against steps) and `density.{png,svg}` (latents
+/// per log10 firing-density bin at the last interval) into `dir`.
 pub(crate) fn write_plots(dir: &Path, history: &[StepMetrics]) -> Result<()> {
     let Some(last) = history.last() else {
         return Ok(());
@@ -24,14 +25,7 @@ pub(crate) fn write_plots(dir: &Path, history: &[StepMetrics]) -> Result<()> {
         .density_histogram
         .iter()
         .enumerate()
-        .map(|(b, &n)| {
-            let label = if b == 0 {
-                "never".to_string()
-            } else {
-                format!("{:.1}", -8.0 + 0.5 * (b - 1) as f64)
-            };
-            (label, n as f64)
-        })
+        .map(|(b, &n)| (density_bin_label(b), n as f64))
         .collect();
     for ext in ["png", "svg"] {
         line_chart(

@@ -1,8 +1,6 @@
 //! The training loop: schedules, dead-latent handling, metrics, checkpoints and resume.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use interp_core::SafetensorsFile;
@@ -11,7 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::config::{BDecInit, DeadPolicy, TrainArch, TrainConfig};
+use super::metrics::{
+    append_line, density_bin, Accumulator, StepMetrics, DENSITY_BINS, METRICS_FILE,
+};
 use super::params::{normalize_rows, Adam, ParamSet, TENSOR_NAMES};
+use super::plots::write_plots;
 use super::source::ActivationSource;
 use super::step::{
     forward, project_out_radial, squared_errors, GradientEngine, HandDerived, StepSettings,
@@ -24,52 +26,8 @@ use interp_core::rng::SplitMix64;
 
 /// Rows drawn before training to estimate the input scale and initialise `b_dec`.
 const INIT_SAMPLE_ROWS: usize = 16_384;
-/// Edges of the log10 feature-density histogram: `[-∞ (never fired), -8, -7.5, …, 0]`.
-const DENSITY_LOG10_MIN: f64 = -8.0;
-const DENSITY_BIN_WIDTH: f64 = 0.5;
-const DENSITY_BINS: usize = 16;
 /// Metadata key of the training state in a checkpoint.
 const STATE_KEY: &str = "interp_sae.train_state";
-
-/// Metrics of one logging interval (means over its steps), one line of `metrics.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepMetrics {
-    /// Steps completed.
-    pub step: u64,
-    /// Tokens seen.
-    pub tokens: u64,
-    /// Learning rate of the last step.
-    pub lr: f32,
-    /// Total loss.
-    pub loss: f64,
-    /// `mean_b ‖x − x̂‖²` (on scaled inputs when inputs are normalised).
-    pub mse: f64,
-    /// L1 (ReLU) or L0 (JumpReLU) term without coefficient; 0 for TopK families.
-    pub sparsity: f64,
-    /// Sparsity coefficient in effect (after warm-up).
-    pub sparsity_coef: f32,
-    /// AuxK loss (TopK families).
-    pub aux_loss: f64,
-    /// Mean active latents per token.
-    pub l0: f64,
-    /// Fraction of variance unexplained, `Σ‖x − x̂‖² / Σ‖x − μ‖²` with μ the per-dimension mean
-    /// of each batch.
-    pub fvu: f64,
-    /// Fraction of latents that did not fire for `dead_after_steps` steps.
-    pub dead_fraction: f64,
-    /// Counts of latents by log10 firing density over the interval: bin 0 never fired, bin `b ≥
-    /// 1` covers `[-8 + (b-1)/2, -8 + b/2)` (the first also takes anything rarer).
-    pub density_histogram: Vec<u32>,
-    /// Off-diagonal mean |cos| between decoder rows (seed 002's orthogonality), when computed.
-    pub decoder_mean_abs_cos: Option<f64>,
-    /// Off-diagonal max |cos| between decoder rows, when computed.
-    pub decoder_max_abs_cos: Option<f64>,
-    /// Latents resampled or re-initialised during the interval.
-    pub revived: u64,
-    /// What an [`Evaluator`] reported (CE loss recovered, KL, …).
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub eval: Map<String, Value>,
-}
 
 /// A loss and its gradients: [`Trainer::loss_and_gradients`]. Matrices in SAELens layout.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,19 +79,6 @@ pub struct TrainReport {
     pub history: Vec<StepMetrics>,
     /// Where the SAELens directory was written, if an output directory was given.
     pub sae_dir: Option<PathBuf>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct Accumulator {
-    steps: u64,
-    loss: f64,
-    mse: f64,
-    sparsity: f64,
-    aux: f64,
-    l0: f64,
-    sq_err: f64,
-    sq_var: f64,
-    revived: u64,
 }
 
 /// Everything besides the tensors that a checkpoint must restore for an exact resume.
@@ -618,14 +563,7 @@ impl Trainer {
         for (&c, d) in st.interval_fires.iter().zip(&mut st.log10_density) {
             let l = (c as f64 / st.interval_tokens.max(1) as f64).log10();
             *d = if c == 0 { -10.0 } else { l as f32 };
-            let bin = if c == 0 {
-                0
-            } else {
-                1 + (((l - DENSITY_LOG10_MIN) / DENSITY_BIN_WIDTH)
-                    .floor()
-                    .max(0.0) as usize)
-                    .min(DENSITY_BINS - 1)
-            };
+            let bin = density_bin(c > 0, l);
             hist[bin] += 1;
         }
         st.interval_fires.iter_mut().for_each(|c| *c = 0);
@@ -752,7 +690,7 @@ impl Trainer {
             if self.state.step == cfg.steps {
                 let sae = self.to_sae()?;
                 crate::formats::saelens::save(&sae, dir, Some(&self.state.log10_density))?;
-                super::plots::write_plots(dir, &self.state.history)?;
+                write_plots(dir, &self.state.history)?;
                 sae_dir = Some(dir.clone());
             }
         }
@@ -895,8 +833,6 @@ impl Trainer {
     }
 }
 
-/// The metrics log in an output directory.
-pub const METRICS_FILE: &str = "metrics.jsonl";
 /// The checkpoint in an output directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
@@ -908,16 +844,6 @@ fn params_like(p: &ParamSet) -> ParamSet {
         b_dec: Array1::zeros(p.b_dec.len()),
         log_threshold: Array1::zeros(p.log_threshold.len()),
     }
-}
-
-fn append_line(path: &Path, m: &StepMetrics) -> Result<()> {
-    let line = serde_json::to_string(m).expect("metrics serialise") + "\n";
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(line.as_bytes()))
-        .map_err(|e| Error::io(path, e))
 }
 
 fn progress_bar(show: bool, end: u64, at: u64) -> Option<indicatif::ProgressBar> {
