@@ -69,7 +69,7 @@ const MIN_CHUNKED_MACS: usize = 1 << 24;
 /// behind (another process on its core) delays one block instead of every phase of the
 /// `gemm` crate's own threading, which waits at a barrier between phases. Each block packs
 /// only its own columns of `w`. On the GPT-2 and SAE shapes (2 cores) the blocks were as fast
-/// or faster in a microbenchmark (docs/performance.md). At most [`skinny::MAX_ROWS`] rows
+/// or faster in a microbenchmark (docs/performance-log.md). At most [`skinny::MAX_ROWS`] rows
 /// (a generation step) go to the skinny kernels, which do not pack `w`.
 #[cfg(not(feature = "blas"))]
 fn parallel(

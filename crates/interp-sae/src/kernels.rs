@@ -325,7 +325,7 @@ pub(crate) fn activate_dense_row(row: &mut [f32], act: &Activation<'_>) {
 /// Bytes of one column tile's accumulator in the sparse decode. Tiles are sized so that the
 /// accumulator stays in the private L2 of the core running it (1 MiB or more on current x86
 /// cores), next to the decoder pieces streaming through: an accumulator in the shared L3 made
-/// the decode 1.5–2× slower whenever other processes used the L3 (docs/performance.md).
+/// the decode 1.5–2× slower whenever other processes used the L3 (docs/performance-log.md).
 const DECODE_ACC_BYTES: usize = 512 << 10;
 /// Decoder lines (of 16 f32) the sparse decode keeps prefetching ahead of the row it reads.
 const DECODE_PREFETCH_LINES: usize = 64;

@@ -15,7 +15,7 @@
 //! default), positions holding those tokens keep their clean activation in the spliced run and
 //! are left out of every mean (for the loss: positions whose *input* token is ignored).
 //!
-//! Checked against SAELens on the tiny GPT-2 fixture (`tests/splice.rs`).
+//! Checked against SAELens on the tiny GPT-2 fixture (`tests/sae_models/splice.rs`).
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};

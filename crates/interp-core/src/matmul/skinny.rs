@@ -4,7 +4,7 @@
 //! kernels read `w` once, in place, and rayon splits the columns (and, for a row-major `w`,
 //! `k`, whose partial products are summed at the end). `w` must be contiguous along one axis
 //! (row-major `[k, n]`, or column-major, as the transposed view of a tied embedding is);
-//! anything else goes back to the GEMM. docs/performance.md has the measurements.
+//! anything else goes back to the GEMM. docs/performance-log.md has the measurements.
 //!
 //! Rows are padded with zeros to 1, 2, 4 or 8 so that the accumulator tile is a compile-time
 //! size; the padded rows cost multiply-adds but no memory traffic, which is what bounds these

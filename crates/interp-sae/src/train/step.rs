@@ -3,7 +3,7 @@
 //! The gradients are written out rather than taken from an autodiff tape because the sparse
 //! architectures need a sparse backward pass to be fast: with TopK only `k` of `d_sae` latents
 //! per token carry gradient, so everything after the encoder GEMM touches `k` rows of each
-//! weight matrix per token instead of all of them. `tests/train.rs` checks every gradient
+//! weight matrix per token instead of all of them. `tests/sae/train.rs` checks every gradient
 //! against finite differences of the loss this module reports.
 
 use interp_core::{matmul_acc, matmul_into};

@@ -1,8 +1,7 @@
 //! The `interp sae encode`, `interp sae info` and `interp cache --sae` contracts, checked
 //! against the SAELens / reference fixtures of interp-sae.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 

@@ -1,8 +1,7 @@
 //! The `interp geometry extremes | pairs | match` contracts, on the interp-sae fixtures and on an
 //! SAE with planted structure, against brute force.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 

@@ -263,7 +263,7 @@ fn tokenizer_trains_deterministically_and_round_trips() {
     assert!(train_tokenizer(texts(), 100).is_err());
 }
 
-/// The full-size check: `cargo test -p interp-toy --release --test corpus -- --ignored
+/// The full-size check: `cargo test -p interp-toy --release --test toy -- --ignored corpus::
 /// --nocapture`.
 #[test]
 #[ignore = "20k documents; run by hand"]

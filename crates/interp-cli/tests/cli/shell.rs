@@ -2,8 +2,7 @@
 //! when its stdout is closed early (`interp … | head`), completion scripts for bash, zsh and
 //! fish, and an Examples section at the end of every subcommand's `--help`.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

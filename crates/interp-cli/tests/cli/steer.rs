@@ -1,8 +1,7 @@
 //! The `interp steer` contract, checked against the TransformerLens steering fixtures of
 //! interp-steer.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,6 @@
 //! Bad input gets a typed error, never a panic.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use interp_models::prelude::*;
 use interp_steer::prelude::*;

@@ -1,8 +1,7 @@
 //! Directions (SAE rows raw, unit and θ-folded; CAA), the model-based scorers, and batched
 //! sampling that stops at the end-of-sequence token per sample.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use interp_models::prelude::*;
 use interp_steer::prelude::*;

@@ -4,8 +4,7 @@
 //! against HF transformers' KV-cached `generate` with the same intervention; see the script
 //! for why TransformerLens 3.9's own KV-cache path is not the reference).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 

@@ -1,8 +1,7 @@
 //! The `interp train` contract: SAELens output + metrics from an activation file, typed
 //! failures, and checkpoints that survive the process being killed at any moment.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

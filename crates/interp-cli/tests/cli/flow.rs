@@ -1,8 +1,7 @@
 //! The `interp flow` contract on the toy world's SAEs: graph JSON keys and exports, tables
 //! reused by `graph --tables`, corpus commands, and typed errors for bad input.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 
