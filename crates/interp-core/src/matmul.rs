@@ -3,9 +3,9 @@
 //!
 //! Without features this is the pure-Rust `gemm` crate (AVX-512 when the CPU has it), large
 //! products cut into column blocks that rayon spreads over the cores, and products of at most
-//! 8 rows (a generation step) through unpacked kernels of our own ([`skinny`]); with `blas` the
-//! multi-threaded calls are OpenBLAS through ndarray's `general_mat_mul`. Any strides work
-//! (transposed views included).
+//! 8 rows (a generation step) through unpacked kernels of our own (`matmul/skinny.rs`); with
+//! `blas` the multi-threaded calls are OpenBLAS through ndarray's `general_mat_mul`. Any
+//! strides work (transposed views included).
 //!
 //! Prefer [`matmul_into`] over zeroing and accumulating: a fresh zeroed allocation is mapped
 //! to the shared zero page until written, so an accumulating GEMM that reads it first pays a

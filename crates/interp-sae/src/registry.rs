@@ -4,7 +4,7 @@
 //! `pretrained_saes.yaml`) covers gpt2-small-res-jb, Gemma Scope 2B canonical res/mlp/att,
 //! OpenAI's GPT-2 v5 32k/128k SAEs (SAELens re-uploads) and Llama Scope R/A/M 8x/32x. Release and
 //! SAE ids are SAELens', so `SAE.from_pretrained(release, sae_id)` translates one to one.
-//! Downloading needs the `hub` feature ([`from_pretrained`]).
+//! Downloading needs the `hub` feature (`from_pretrained`).
 
 use crate::error::{Error, Result};
 use crate::formats::Format;
