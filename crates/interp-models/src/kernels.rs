@@ -409,7 +409,11 @@ pub(crate) fn rotary<B: Backend>(
     let [n_batch, n_pos, n_heads, d_head] = x.dims();
     let half = dim / 2;
     let n_rows = n_batch * n_pos;
-    if dim % 2 != 0 || dim > d_head || cos.len() != n_rows * half || sin.len() != cos.len() {
+    if !dim.is_multiple_of(2)
+        || dim > d_head
+        || cos.len() != n_rows * half
+        || sin.len() != cos.len()
+    {
         return None;
     }
     let xa = f32_array(x)?;

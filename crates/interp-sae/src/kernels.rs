@@ -464,7 +464,7 @@ impl DecodeGrid {
             .min(d.div_ceil(threads))
             .next_multiple_of(16)
             .max(16);
-        let line_offset = if d % 16 == 0 {
+        let line_offset = if d.is_multiple_of(16) {
             (w as usize / 4) % 16
         } else {
             0

@@ -94,7 +94,7 @@ impl LmConfig {
         if self.n_layers == 0 || self.d_model == 0 || self.n_heads == 0 || self.n_ctx < 2 {
             return bad("n_layers, d_model, n_heads must be positive and n_ctx ≥ 2");
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return bad("d_model must be divisible by n_heads");
         }
         if self.batch_size == 0 || self.lr.is_nan() || self.lr <= 0.0 {

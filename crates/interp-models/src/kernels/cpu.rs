@@ -95,7 +95,7 @@ multiversion!(layer_norm_rows_mv => layer_norm_rows(x: &[f32], out: &mut [f32], 
 /// If `x`, `out` (same length, a multiple of `w.len()`) and `b` (length `w.len()`) disagree.
 pub(crate) fn layer_norm(x: &[f32], out: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
     let d = w.len();
-    assert!(d > 0 && b.len() == d && x.len() == out.len() && x.len() % d == 0);
+    assert!(d > 0 && b.len() == d && x.len() == out.len() && x.len().is_multiple_of(d));
     let simd = Simd::detect();
     out.par_chunks_mut(d * ROWS_PER_TASK)
         .zip(x.par_chunks(d * ROWS_PER_TASK))
@@ -122,7 +122,7 @@ multiversion!(rms_norm_rows_mv => rms_norm_rows(x: &[f32], out: &mut [f32], w: &
 /// If `x` and `out` (same length, a multiple of `w.len()`) disagree.
 pub(crate) fn rms_norm(x: &[f32], out: &mut [f32], w: &[f32], eps: f32) {
     let d = w.len();
-    assert!(d > 0 && x.len() == out.len() && x.len() % d == 0);
+    assert!(d > 0 && x.len() == out.len() && x.len().is_multiple_of(d));
     let simd = Simd::detect();
     out.par_chunks_mut(d * ROWS_PER_TASK)
         .zip(x.par_chunks(d * ROWS_PER_TASK))
@@ -231,7 +231,7 @@ pub(crate) fn rotary(
     sin: &[f32],
     half: usize,
 ) {
-    assert!(row_len % d_head == 0 && x.len() % row_len == 0);
+    assert!(row_len.is_multiple_of(d_head) && x.len().is_multiple_of(row_len));
     assert!(cos.len() == x.len() / row_len * half && sin.len() == cos.len());
     x.par_chunks_mut(row_len * ROWS_PER_TASK)
         .enumerate()

@@ -100,7 +100,7 @@ impl Gpt2Config {
             .n_positions
             .or(self.n_ctx)
             .ok_or_else(|| bad("missing key `n_positions`".into()))?;
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return Err(bad(format!(
                 "n_embd = {} is not divisible by n_head = {}",
                 self.n_embd, self.n_head

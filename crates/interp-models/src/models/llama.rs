@@ -118,7 +118,7 @@ impl LlamaConfig {
         parts::check_heads(n_heads, n_kv, path)?;
         let d_head = match self.head_dim {
             Some(d) => d,
-            None if self.hidden_size % n_heads == 0 => self.hidden_size / n_heads,
+            None if self.hidden_size.is_multiple_of(n_heads) => self.hidden_size / n_heads,
             None => {
                 return Err(Error::Config {
                     path: path.to_path_buf(),

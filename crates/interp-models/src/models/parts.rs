@@ -70,7 +70,7 @@ impl RopeKeys {
                 })
             }
         };
-        if dim == 0 || dim % 2 != 0 {
+        if dim == 0 || !dim.is_multiple_of(2) {
             return Err(Error::Config {
                 path: path.to_path_buf(),
                 reason: format!("rotary dimension {dim} must be even and positive"),
@@ -86,7 +86,7 @@ impl RopeKeys {
 
 /// Checks the head counts: `n_heads` positive and a multiple of `n_kv_heads`.
 pub fn check_heads(n_heads: usize, n_kv_heads: usize, path: &Path) -> Result<()> {
-    if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
+    if n_heads == 0 || n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
         return Err(Error::Config {
             path: path.to_path_buf(),
             reason: format!(

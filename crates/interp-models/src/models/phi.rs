@@ -107,7 +107,7 @@ impl PhiConfig {
             path,
         )?;
         parts::check_heads(n_heads, n_kv, path)?;
-        if self.hidden_size % n_heads != 0 {
+        if !self.hidden_size.is_multiple_of(n_heads) {
             return Err(Error::Config {
                 path: path.to_path_buf(),
                 reason: format!(

@@ -1103,7 +1103,7 @@ impl<'a, S: StorageSource> Vm<'a, S> {
     }
 
     fn set_items(&mut self, items: Vec<V>) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.err("odd number of items for a dict"));
         }
         let V::Dict(dict) = self.top()?.clone() else {
@@ -1745,7 +1745,7 @@ impl<'a, S: StorageSource> Vm<'a, S> {
             )));
         }
         let elem = dtype.size_in_bytes();
-        if st.data.len() % elem != 0 {
+        if !st.data.len().is_multiple_of(elem) {
             return Err(self.err(format!(
                 "storage `{}` ({} bytes) is not a whole number of {} elements",
                 st.key,

@@ -394,7 +394,7 @@ impl Trainer {
             DeadPolicy::Resample { every, window, .. }
             | DeadPolicy::Reinit { every, window, .. } => (every, window),
         };
-        let revived = if step > 0 && step % every == 0 && step < self.state.config.steps {
+        let revived = if step > 0 && step.is_multiple_of(every) && step < self.state.config.steps {
             self.revive_dead(&policy, window, source)?
         } else {
             0
@@ -651,13 +651,13 @@ impl Trainer {
             // resumed run logs exactly what an uninterrupted one does.
             let last = step == cfg.steps;
             let eval_now = opts.evaluator.is_some()
-                && ((opts.eval_every > 0 && step % opts.eval_every == 0) || last);
-            if step % cfg.log_every == 0 || last {
+                && ((opts.eval_every > 0 && step.is_multiple_of(opts.eval_every)) || last);
+            if step.is_multiple_of(cfg.log_every) || last {
                 let eval = match (&mut opts.evaluator, eval_now) {
                     (Some(e), true) => e.evaluate(&self.to_sae()?)?,
                     _ => Map::new(),
                 };
-                let m = self.log_interval(step % ortho_every == 0 || last, eval);
+                let m = self.log_interval(step.is_multiple_of(ortho_every) || last, eval);
                 if let Some(dir) = &out {
                     append_line(&dir.join(METRICS_FILE), &m)?;
                 }
@@ -669,7 +669,10 @@ impl Trainer {
                 }
             }
             if let Some(dir) = &out {
-                if cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0 && step != end {
+                if cfg.checkpoint_every > 0
+                    && step.is_multiple_of(cfg.checkpoint_every)
+                    && step != end
+                {
                     self.state.source_position = source.position();
                     let path = dir.join(CHECKPOINT_FILE);
                     self.save_checkpoint(&path)?;
