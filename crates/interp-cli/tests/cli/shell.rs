@@ -15,16 +15,17 @@ fn toy(rel: &str) -> String {
         .to_string()
 }
 
-/// Runs `interp` with stdout a pipe whose reading end is closed before the command starts.
+/// Runs `interp` with stdout a pipe whose reading end is closed before the command starts,
+/// so its first write to stdout fails, however fast the command is.
 fn into_closed_pipe(args: &[String]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_interp"))
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_interp"))
         .args(args)
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    child.wait_with_output().unwrap()
+        .output()
+        .unwrap()
 }
 
 #[test]
