@@ -119,15 +119,18 @@ fn pick_tensor(file: &SafetensorsFile, wanted: Option<&str>, sae: &Sae) -> Resul
 /// A tensor named after a hook (as `interp cache` names them) must be the SAE's own hook,
 /// unless the mismatch is asked for; then it is a warning. Tensors with other names pass.
 fn check_hook(tensor: &str, sae: &Sae, allow: bool) -> Result<(), String> {
-    let (Ok(tensor_hook), Some(own)) = (
-        tensor.parse::<interp_models::HookPoint>(),
-        sae.config().metadata.hook_name.as_deref(),
-    ) else {
+    let Ok(tensor_hook) = tensor.parse::<interp_models::HookPoint>() else {
         return Ok(());
     };
-    if own.parse::<interp_models::HookPoint>().ok() == Some(tensor_hook) {
+    if interp_sae::hooked::is_own_hook(sae.config(), tensor_hook) != Some(false) {
         return Ok(());
     }
+    let own = sae
+        .config()
+        .metadata
+        .hook_name
+        .as_deref()
+        .unwrap_or_default();
     if !allow {
         return Err(format!(
             "tensor `{tensor}` holds activations of `{tensor_hook}`, but the SAE was trained \

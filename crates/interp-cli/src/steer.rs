@@ -163,14 +163,12 @@ pub fn run(args: SteerArgs) -> Result<(), Box<dyn std::error::Error>> {
                 return Err("the SAE's config names no hook: pass --hook".into());
             }
         };
-        if let (Some(h), Some(own)) = (&args.hook, &own) {
-            if h != own {
-                eprintln!("warning: steering at `{h}` with an SAE trained on `{own}` (--hook)");
-            }
-        }
         let hook = model.cfg().parse_hook(&hook_name)?;
         let mut features = feature_plan(&args, &sae, hook)?;
-        if args.hook.is_some() {
+        if let (Some(h), Some(own)) = (&args.hook, &own) {
+            if interp_sae::hooked::is_own_hook(sae.config(), hook) == Some(false) {
+                eprintln!("warning: steering at `{h}` with an SAE trained on `{own}` (--hook)");
+            }
             features = features.allow_hook_mismatch(hook);
         }
         let features = features.with_sae_source(SAE_KEY, path.display().to_string());

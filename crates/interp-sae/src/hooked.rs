@@ -248,6 +248,17 @@ pub struct SaeRun<B: Backend> {
     pub sae_out: Tensor<B, 3>,
 }
 
+/// Whether `hook` is the hook `sae` was trained on (its `metadata.hook_name`, compared as hook
+/// points; as text when the name does not parse); `None` when the config names no hook. An SAE
+/// at another hook than its own is allowed only where the caller asks for it explicitly.
+pub fn is_own_hook(sae: &SaeConfig, hook: HookPoint) -> Option<bool> {
+    let own = sae.metadata.hook_name.as_deref()?;
+    Some(match own.parse::<HookPoint>() {
+        Ok(own) => own == hook,
+        Err(_) => own == hook.to_string(),
+    })
+}
+
 /// The hook point an SAE reads, from `metadata.hook_name`, checked against `model`.
 ///
 /// # Errors

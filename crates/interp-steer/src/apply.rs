@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use interp_models::{Activation, HookPoint, HookSpec, HookedTransformer};
-use interp_sae::hooked::DeviceSae;
+use interp_sae::hooked::{is_own_hook, DeviceSae};
 
 use crate::direction::check_feature;
 use crate::error::{Error, Result};
@@ -101,18 +101,12 @@ fn resolve<B: Backend>(
             width,
         });
     }
-    if let Some(own) = &sae.config().metadata.hook_name {
-        let same = match cfg.parse_hook(own) {
-            Ok(own) => own == point,
-            Err(_) => *own == step.hook,
-        };
-        if !same && !step.allow_hook_mismatch {
-            return Err(Error::SaeHookMismatch {
-                sae: key.to_string(),
-                trained_on: own.clone(),
-                hook: step.hook.clone(),
-            });
-        }
+    if is_own_hook(sae.config(), point) == Some(false) && !step.allow_hook_mismatch {
+        return Err(Error::SaeHookMismatch {
+            sae: key.to_string(),
+            trained_on: sae.config().metadata.hook_name.clone().unwrap_or_default(),
+            hook: step.hook.clone(),
+        });
     }
     for f in features {
         check_feature(sae, key, f)?;
