@@ -14,6 +14,8 @@
 //!              --max-new-tokens <N> [--greedy | [--temperature T] [--top-p P] [--top-k K]
 //!              [--freq-penalty F] [--seed S] [--samples N]] [--positions all|prompt|generated]
 //!              [--plan <FILE.json>] --out <FILE.json> [--logits <FILE.safetensors>]
+//! interp dashboard [--model <DIR|HUB_ID>] --sae <PATH> --corpus <PATH> [--features <LIST|top-N|all>]
+//!                  [--context N] [--tokens N] [--explanations FILE] [--saes DIR] --out <DIR>
 //! ```
 
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ macro_rules! say {
     }};
 }
 
+mod dashboard;
 mod flow;
 mod geometry;
 mod sae;
@@ -63,6 +66,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Generate with SAE features or a steering plan active; samples and the plan as JSON.
     Steer(steer::SteerArgs),
+    /// Feature dashboards of an SAE over a corpus: a static site that opens offline.
+    Dashboard(dashboard::DashboardArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   interp completions bash > ~/.local/share/bash-completion/completions/interp
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
         Command::Flow(cmd) => flow::run(cmd),
         Command::Train(args) => train::run(args),
         Command::Steer(args) => steer::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
         Command::Completions { shell } => completions(shell),
     };
     exit_code(result)

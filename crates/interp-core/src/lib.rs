@@ -10,6 +10,7 @@
 #[cfg(feature = "blas")]
 extern crate blas_src;
 
+pub mod browser;
 pub mod corpus;
 mod error;
 #[cfg(feature = "hub")]

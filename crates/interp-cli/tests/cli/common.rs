@@ -11,6 +11,15 @@ pub fn sae_fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// A path under the toy world (`assets/toy`), as text.
+pub fn toy(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/toy")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
 /// Runs `interp` with `args`.
 pub fn interp(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_interp"))

@@ -4,6 +4,7 @@
 
 mod cache;
 mod common;
+mod dashboard;
 mod flow;
 mod geometry;
 mod sae;

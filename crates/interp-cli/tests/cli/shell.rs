@@ -7,14 +7,6 @@ use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn toy(rel: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../assets/toy")
-        .join(rel)
-        .display()
-        .to_string()
-}
-
 /// Runs `interp` with stdout a pipe whose reading end is closed before the command starts,
 /// so its first write to stdout fails, however fast the command is.
 fn into_closed_pipe(args: &[String]) -> Output {
@@ -117,6 +109,19 @@ fn every_printing_subcommand_ends_quietly_on_a_closed_pipe() {
             "train", "--acts", "TRAIN", "--arch", "topk", "--d-sae", "32", "--k", "4", "--steps",
             "5", "--batch", "64", "--quiet", "--out", "OUT",
         ],
+        vec![
+            "dashboard",
+            "--sae",
+            &sae,
+            "--corpus",
+            &docs,
+            "--context-size",
+            "8",
+            "--features",
+            "0-3",
+            "--out",
+            "OUT",
+        ],
         vec!["completions", "bash"],
     ];
     for (i, case) in cases.into_iter().enumerate() {
@@ -150,7 +155,15 @@ fn completions_cover_the_subcommands_in_each_shell() {
     ] {
         let script = interp_ok(&["completions", shell]);
         assert!(script.contains(marker), "{shell}: {script}");
-        for sub in ["cache", "geometry", "steer", "flow", "train", "sae"] {
+        for sub in [
+            "cache",
+            "geometry",
+            "steer",
+            "flow",
+            "train",
+            "sae",
+            "dashboard",
+        ] {
             assert!(script.contains(sub), "{shell} lacks {sub}");
         }
     }
@@ -177,6 +190,7 @@ fn every_subcommand_help_ends_with_examples() {
         &["flow", "deactivate"],
         &["train"],
         &["steer"],
+        &["dashboard"],
         &["completions"],
     ];
     for leaf in leaves {

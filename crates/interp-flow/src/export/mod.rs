@@ -8,6 +8,7 @@
 //! | [`to_html`] | one HTML file (inline CSS, JS and data): click a node to list its neighbours |
 //! | [`to_circuit_json`] | the graph JSON circuit-tracer's attribution-graph frontend loads |
 //! | [`write_all`] | all of them (and the graph's own JSON) into a directory, atomically |
+//! | [`write_feature_viewers`] | the HTML viewer of many features' graphs, one file each (dashboards link them) |
 //!
 //! Every export first completes the graph: endpoints of edges missing from `nodes` are added,
 //! and nodes and edges are sorted, so the output depends only on the graph's content.
@@ -26,8 +27,10 @@ pub use html::to_html;
 pub use svg::to_svg;
 
 use crate::error::Result;
-use crate::graph::{write_text, FlowGraph};
-use crate::node::Module;
+use crate::graph::{write_text, FlowGraph, GraphOptions};
+use crate::node::{Module, NodeId};
+use crate::stack::SaeStack;
+use crate::tables::MatchTables;
 
 /// Writes `{stem}.json` ([`FlowGraph::to_json`]), `{stem}.dot`, `{stem}.svg`, `{stem}.html`
 /// (both titled `title`) and `{stem}.circuit.json` (slug `stem`) into `dir`, each atomically.
@@ -46,6 +49,40 @@ pub fn write_all(g: &FlowGraph, dir: &Path, stem: &str, title: &str) -> Result<(
     write_text(&dir.join(format!("{stem}.html")), &to_html(g, title))?;
     let circuit = serde_json::to_string_pretty(&to_circuit_json(g, stem)).expect("json");
     write_text(&dir.join(format!("{stem}.circuit.json")), &circuit)
+}
+
+/// The stack node of `feature` of the SAE at `hook` (e.g. `blocks.2.hook_resid_post` →
+/// `2/res/<feature>`); `None` when no SAE of the stack reads `hook`.
+pub fn node_of_hook(stack: &SaeStack, hook: &str, feature: usize) -> Option<NodeId> {
+    stack
+        .slots()
+        .find(|(_, e)| e.hook.to_string() == hook)
+        .map(|((layer, module), _)| NodeId::new(layer, module, feature))
+}
+
+/// Writes the HTML viewer ([`to_html`]) of each node's flow graph to
+/// `dir/<layer>-<module>-<feature>.html`, atomically; returns the file names in `nodes`' order.
+///
+/// # Errors
+/// Those of [`FlowGraph::build`] (a node the tables do not cover); [`crate::Error::Io`].
+pub fn write_feature_viewers(
+    tables: &MatchTables,
+    nodes: &[NodeId],
+    opts: &GraphOptions,
+    dir: &Path,
+) -> Result<Vec<String>> {
+    nodes
+        .iter()
+        .map(|&node| {
+            let g = FlowGraph::build(tables, node, opts)?;
+            let name = format!("{}.html", node.to_string().replace('/', "-"));
+            write_text(
+                &dir.join(&name),
+                &to_html(&g, &format!("Flow graph of {node}")),
+            )?;
+            Ok(name)
+        })
+        .collect()
 }
 
 /// The graph with every edge endpoint among its nodes and nodes and edges sorted (borrowed when
