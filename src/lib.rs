@@ -8,8 +8,10 @@
 //! - [`toy`]: the embedded toy world (corpus, tiny GPT-2, SAEs) every example runs on offline.
 //! - [`subject`]: the toy world or a real model and SAE, as the examples load them.
 //! - [`plot`]: the PNG/SVG charts the crates draw (heatmaps, bars, lines), for your own figures.
+//! - [`report`]: a study's markdown, JSON results and figures in one directory.
 
 pub use interp_core::plot;
+pub use interp_core::report;
 pub use interp_flow as flow;
 pub use interp_geometry as geometry;
 pub use interp_models as models;

@@ -57,6 +57,31 @@ pub enum Error {
         /// What is wrong, naming the file (and line) where there is one.
         reason: String,
     },
+    /// A markdown table row has another number of cells than its header
+    /// ([`crate::report::Report::table`]).
+    #[error("table row {row} has {actual} cells, the header {expected}")]
+    TableRow {
+        /// The row (0-based, header not counted).
+        row: usize,
+        /// Cells in the header.
+        expected: usize,
+        /// Cells in the row.
+        actual: usize,
+    },
+    /// A figure name is not a plain file name ([`crate::report::Report::figure`]).
+    #[error("figure name `{name}` is not a plain file name")]
+    FigureName {
+        /// The name given.
+        name: String,
+    },
+    /// A report's results do not serialise to JSON ([`crate::report::Report::set`]).
+    #[error("results `{key}`: not serialisable to JSON: {reason}")]
+    Json {
+        /// The results key.
+        key: String,
+        /// What serde_json said.
+        reason: String,
+    },
 }
 
 impl Error {

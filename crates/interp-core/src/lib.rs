@@ -2,8 +2,8 @@
 //! memory-mapped safetensors reading (any float dtype to f32), atomic file writes, and the
 //! CPU matrix multiply (`gemm` crate, or OpenBLAS with the `blas` feature), run-time choice
 //! of SIMD instruction set for CPU kernels (module `simd`), text corpora read as documents
-//! and cut into token windows (module `corpus`); with the `plot` feature, PNG / SVG charts
-//! (module `plot`).
+//! and cut into token windows (module `corpus`), study reports as markdown, JSON and figures
+//! (module `report`); with the `plot` feature, PNG / SVG charts (module `plot`).
 //!
 //! `interp-sae` builds on this crate alone, so `cargo add interp-sae` does not pull burn.
 
@@ -19,6 +19,7 @@ pub mod io;
 pub mod matmul;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod report;
 pub mod rng;
 pub mod simd;
 pub mod tiles;

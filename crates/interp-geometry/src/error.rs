@@ -56,6 +56,9 @@ pub enum Error {
     /// Loading an SAE failed.
     #[error(transparent)]
     Sae(#[from] interp_sae::Error),
+    /// From `interp-core` (e.g. a report's figure name, `interp_core::report`).
+    #[error(transparent)]
+    Core(#[from] interp_core::Error),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -17,6 +17,8 @@
 //!   with Mann–Whitney U and permutation tests, as JSON and markdown.
 //! - [`matching`]: one-to-one permutations between SAEs by exact linear assignment (dense, or
 //!   sparse on top-`k` candidates).
+//! - [`sets`]: a chosen feature set against random others on one prompt ([`top_vs_random`]),
+//!   and features picked per layer matched across layers ([`cross_layer_best_matches`]).
 //! - [`gram_stats`]: orthogonality statistics shared with the SAE trainer
 //!   (`interp_core::tiles`).
 //! - `plot` (feature `plot`, default): heatmaps and histograms as PNG / SVG.
@@ -43,6 +45,7 @@ pub mod matching;
 pub mod pairs;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod sets;
 pub mod stats;
 
 pub use directions::{
@@ -58,6 +61,10 @@ pub use interp_core::tiles::{gram_stats, GramStats, TileShape};
 pub use matching::{linear_assignment, permutation_match, sparse_assignment, Assignment};
 pub use pairs::{
     analyze_pairs, analyze_sae_pairs, Concept, ConceptPair, PairConfig, PairReport, PairSet,
+};
+pub use sets::{
+    cross_layer_best_matches, off_diagonal_mean, random_other_features, top_vs_random,
+    CrossLayerMatches, DistanceMean, LayerMatch, RandomFeatures, TopVsRandom,
 };
 
 /// The types and functions most programs need.

@@ -122,6 +122,14 @@ pub struct SaeMetadata {
     pub extra: Map<String, Value>,
 }
 
+impl SaeMetadata {
+    /// Whether prompts fed to the SAE should start with BOS: `prepend_bos`, or SAELens'
+    /// default `true` when the config does not say.
+    pub fn prepends_bos(&self) -> bool {
+        self.prepend_bos.unwrap_or(true)
+    }
+}
+
 impl SaeConfig {
     /// A config with SAELens defaults: b_dec subtracted, no normalisation, float32.
     pub fn new(architecture: Architecture, d_in: usize, d_sae: usize) -> Self {
@@ -158,7 +166,7 @@ impl SaeConfig {
         put("hook_name", m.hook_name.clone().into());
         put("hook_head_index", m.hook_head_index.into());
         put("context_size", m.context_size.into());
-        put("prepend_bos", m.prepend_bos.unwrap_or(true).into());
+        put("prepend_bos", m.prepends_bos().into());
         put("dataset_path", m.dataset_path.clone().into());
         put("neuronpedia_id", m.neuronpedia_id.clone().into());
         put("sae_lens_training_version", Value::Null);

@@ -137,6 +137,20 @@ pub enum Error {
         /// Known names, comma-separated.
         known: String,
     },
+    /// A SAELens release is not in the registry ([`crate::source::SaeSource::release`]).
+    #[error("unknown SAE release `{release}`; known: {known}")]
+    UnknownRelease {
+        /// The release name.
+        release: String,
+        /// Known releases, comma-separated.
+        known: String,
+    },
+    /// A hook name to look an SAE up by is not a plain name ([`crate::source::SaeSource::at`]).
+    #[error("`{hook}` is not a hook name")]
+    HookName {
+        /// The name given.
+        hook: String,
+    },
     /// Hub download failed (or the file is not in the local cache in offline mode).
     #[cfg(feature = "hub")]
     #[error("hub {repo}/{file}: {reason}")]
@@ -183,6 +197,9 @@ pub enum Error {
     /// An average over prompts was asked for with no prompts ([`crate::probe`]).
     #[error("no prompts given")]
     NoPrompts,
+    /// A probe of several SAEs was given none ([`crate::probe`]).
+    #[error("no SAEs given")]
+    NoSaes,
     /// Running the model failed.
     #[cfg(feature = "models")]
     #[error(transparent)]

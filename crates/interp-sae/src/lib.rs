@@ -6,9 +6,11 @@
 //!   folding of decoder norms or activation scales into the weights.
 //! - [`formats`]: SAELens (read and write), Gemma Scope `params.npz`, OpenAI `.pt` (through a
 //!   pickle reader that never executes code), Llama Scope and sparsify; [`formats::load`]
-//!   detects which; [`registry`] maps SAELens release ids to hub files (`hub` feature).
+//!   detects which; [`registry`] maps SAELens release ids to hub files (`hub` feature);
+//!   [`source::SaeSource`] finds the SAE at a hook in a directory or a release.
 //! - [`probe`]: the features that fire on a word (summed over its sub-tokens, averaged over
-//!   prompts; `models` feature) and the top features of an activation vector.
+//!   prompts, several SAEs from one forward; `models` feature) and the top features of an
+//!   activation vector.
 //! - Fast CPU kernels: encode is a blocked GEMM with the nonlinearity (TopK selection included)
 //!   fused in; decode of [`SparseCodes`] reads only the decoder rows of active latents.
 //!
@@ -52,6 +54,7 @@ mod kernels;
 pub mod probe;
 pub mod registry;
 mod sae;
+pub mod source;
 mod sparse;
 #[cfg(feature = "models")]
 pub mod splice;

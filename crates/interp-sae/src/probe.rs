@@ -2,10 +2,11 @@
 //! sub-tokens), averaged over several prompts, and their top features (seed 001 §1.1, §1.2.1).
 //!
 //! [`top_features`] and [`shared_top_features`] work on any activation vector; the functions
-//! that run a model ([`word_feature_acts`], [`mean_word_feature_acts`]) need the `models`
-//! feature.
+//! that run a model ([`word_feature_acts`], [`mean_word_feature_acts`], and their `_each`
+//! forms that read several SAEs from one forward) need the `models` feature.
 //!
-//! [`plot_activations`] and [`plot_feature_bars`] draw them (PNG / SVG).
+//! [`plot_activations`] and [`plot_feature_bars`] draw them (PNG / SVG); [`describe_top`] and
+//! [`top_json`] write them for reports, [`paired_bars`] lays two of them side by side.
 //!
 //! ```
 //! use interp_sae::probe::{shared_top_features, top_features};
@@ -56,6 +57,54 @@ pub fn shared_top_features(a: &[f32], b: &[f32], k: usize) -> Vec<usize> {
         .map(|(i, _)| i)
         .filter(|i| top_b.contains(i))
         .collect()
+}
+
+/// Top features as text for a report: `"28 (4.319), 712 (2.161)"` (activations to three
+/// decimals), or `"none fire"` when there are none.
+pub fn describe_top(top: &[(usize, f32)]) -> String {
+    if top.is_empty() {
+        return "none fire".into();
+    }
+    top.iter()
+        .map(|(i, a)| format!("{i} ({a:.3})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The feature ids of top features (`[(28, 4.3), (712, 2.2)]` → `[28, 712]`).
+pub fn feature_ids(top: &[(usize, f32)]) -> Vec<usize> {
+    top.iter().map(|&(i, _)| i).collect()
+}
+
+/// Top features as JSON: `[{"feature": 28, "activation": 4.319}, …]`.
+pub fn top_json(top: &[(usize, f32)]) -> serde_json::Value {
+    top.iter()
+        .map(|&(i, a)| serde_json::json!({"feature": i, "activation": a}))
+        .collect()
+}
+
+/// Bars comparing two activation vectors on `features`, for [`plot_feature_bars`]: for each
+/// feature `f`, `("f{f} {name_a}", a[f])` then `("f{f} {name_b}", b[f])`.
+///
+/// # Errors
+/// [`crate::Error::FeatureOutOfRange`] for a feature past either vector.
+pub fn paired_bars(
+    features: &[usize],
+    (name_a, a): (&str, &[f32]),
+    (name_b, b): (&str, &[f32]),
+) -> Result<Vec<(String, f32)>> {
+    let mut bars = Vec::with_capacity(2 * features.len());
+    for &f in features {
+        if f >= a.len().min(b.len()) {
+            return Err(crate::Error::FeatureOutOfRange {
+                index: f,
+                d_sae: a.len().min(b.len()),
+            });
+        }
+        bars.push((format!("f{f} {name_a}"), a[f]));
+        bars.push((format!("f{f} {name_b}"), b[f]));
+    }
+    Ok(bars)
 }
 
 /// Line chart of activation vectors over feature ids (seed 001 Figs. 1 and 5: one line per
@@ -114,7 +163,10 @@ pub fn plot_feature_bars(path: &Path, title: &str, bars: &[(String, f32)]) -> Re
 }
 
 #[cfg(feature = "models")]
-pub use with_models::{mean_word_feature_acts, word_feature_acts, WordActs, WordPrompt};
+pub use with_models::{
+    mean_word_feature_acts, mean_word_feature_acts_each, word_feature_acts, word_feature_acts_each,
+    WordActs, WordPrompt,
+};
 
 #[cfg(feature = "models")]
 mod with_models {
@@ -171,7 +223,62 @@ mod with_models {
         word: &str,
         prepend_bos: bool,
     ) -> Result<WordActs> {
-        let hook = sae_hook_point(model, sae.config())?;
+        let mut acts = read_word(model, &[sae], text, word, prepend_bos)?;
+        Ok(acts.pop().expect("one SAE, one result"))
+    }
+
+    /// [`word_feature_acts`] of each of `saes` (in order) from one forward per BOS setting:
+    /// each SAE reads the prompt with BOS when its metadata says so
+    /// ([`SaeMetadata::prepends_bos`](crate::SaeMetadata::prepends_bos)), and the SAEs that
+    /// agree share one forward that caches all their hooks.
+    ///
+    /// # Errors
+    /// [`Error::NoSaes`] when `saes` is empty; as
+    /// [`word_feature_acts`].
+    pub fn word_feature_acts_each<B: Backend>(
+        model: &HookedTransformer<B>,
+        saes: &[&Sae],
+        text: &str,
+        word: &str,
+    ) -> Result<Vec<WordActs>> {
+        if saes.is_empty() {
+            return Err(Error::NoSaes);
+        }
+        let mut out: Vec<Option<WordActs>> = vec![None; saes.len()];
+        for bos in [true, false] {
+            let idx: Vec<usize> = (0..saes.len())
+                .filter(|&i| saes[i].config().metadata.prepends_bos() == bos)
+                .collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let group: Vec<&Sae> = idx.iter().map(|&i| saes[i]).collect();
+            for (i, acts) in idx
+                .into_iter()
+                .zip(read_word(model, &group, text, word, bos)?)
+            {
+                out[i] = Some(acts);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|a| a.expect("every SAE read"))
+            .collect())
+    }
+
+    /// One forward of `text` caching the hooks of `saes` (stopping after the last one's
+    /// block), each SAE's activations at `word` summed over its tokens.
+    fn read_word<B: Backend>(
+        model: &HookedTransformer<B>,
+        saes: &[&Sae],
+        text: &str,
+        word: &str,
+        prepend_bos: bool,
+    ) -> Result<Vec<WordActs>> {
+        let hooks = saes
+            .iter()
+            .map(|sae| sae_hook_point(model, sae.config()))
+            .collect::<Result<Vec<_>>>()?;
         let positions = match model.word_positions(text, word, prepend_bos) {
             Ok(found) => found.into_iter().next().unwrap_or_default(),
             Err(interp_models::Error::WordNotFound { .. }) => {
@@ -183,38 +290,43 @@ mod with_models {
             Err(e) => return Err(e.into()),
         };
         let ids = model.to_tokens(text, prepend_bos)?;
-        let mut spec = HookSpec::<B>::new().cache(NameFilter::patterns([hook.to_string()]));
-        if let Some(stop) = model.cfg().stop_layer_for([&hook]) {
+        let names: Vec<String> = hooks.iter().map(ToString::to_string).collect();
+        let mut spec = HookSpec::<B>::new().cache(NameFilter::patterns(names));
+        if let Some(stop) = model.cfg().stop_layer_for(&hooks) {
             spec = spec.stop_at_layer(stop);
         }
         let (_, cache) = model.run(&Batch::single(&ids), &spec)?;
-        let act = cache.get(&hook).expect("the filter caches the hook");
-        let dims = act.dims();
-        let values = act
-            .to_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .map_err(|e| Error::Data {
-                reason: format!("reading `{hook}` back from the device: {e:?}"),
-            })?;
-        // `[1, pos, d]` or `[1, pos, heads, d_head]`: one row per position.
-        let n_pos = dims[1];
-        let width: usize = dims[2..].iter().product();
-        let mut rows = Array2::<f32>::zeros((positions.len(), width));
-        for (r, &p) in positions.iter().enumerate() {
-            debug_assert!(p < n_pos);
-            rows.row_mut(r)
-                .as_slice_mut()
-                .expect("contiguous rows")
-                .copy_from_slice(&values[p * width..(p + 1) * width]);
-        }
-        let acts = sae.encode(rows.view())?.sum_axis(Axis(0));
         let token_ids: Vec<u32> = positions.iter().map(|&p| ids[p]).collect();
-        Ok(WordActs {
-            tokens: model.to_str_tokens(&token_ids)?,
-            positions,
-            acts,
-        })
+        let tokens = model.to_str_tokens(&token_ids)?;
+        let mut out = Vec::with_capacity(saes.len());
+        for (sae, hook) in saes.iter().zip(&hooks) {
+            let act = cache.get(hook).expect("the filter caches the hook");
+            let dims = act.dims();
+            let values = act
+                .to_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .map_err(|e| Error::Data {
+                    reason: format!("reading `{hook}` back from the device: {e:?}"),
+                })?;
+            // `[1, pos, d]` or `[1, pos, heads, d_head]`: one row per position.
+            let n_pos = dims[1];
+            let width: usize = dims[2..].iter().product();
+            let mut rows = Array2::<f32>::zeros((positions.len(), width));
+            for (r, &p) in positions.iter().enumerate() {
+                debug_assert!(p < n_pos);
+                rows.row_mut(r)
+                    .as_slice_mut()
+                    .expect("contiguous rows")
+                    .copy_from_slice(&values[p * width..(p + 1) * width]);
+            }
+            out.push(WordActs {
+                positions: positions.clone(),
+                tokens: tokens.clone(),
+                acts: sae.encode(rows.view())?.sum_axis(Axis(0)),
+            });
+        }
+        Ok(out)
     }
 
     /// The mean over `prompts` of [`word_feature_acts`] (seed 001: five prompts per emotion,
@@ -236,6 +348,29 @@ mod with_models {
             sum += &word_feature_acts(model, sae, p.text, p.word, prepend_bos)?.acts;
         }
         Ok(sum / prompts.len() as f32)
+    }
+
+    /// The mean over `prompts` of [`word_feature_acts_each`]: one `[d_sae]` vector per SAE of
+    /// `saes`, in order, from one forward per prompt (per BOS setting).
+    ///
+    /// # Errors
+    /// [`Error::NoPrompts`] when `prompts` is empty; as [`word_feature_acts_each`].
+    pub fn mean_word_feature_acts_each<B: Backend>(
+        model: &HookedTransformer<B>,
+        saes: &[&Sae],
+        prompts: &[WordPrompt<'_>],
+    ) -> Result<Vec<Array1<f32>>> {
+        if prompts.is_empty() {
+            return Err(Error::NoPrompts);
+        }
+        let mut sums: Vec<Array1<f32>> = saes.iter().map(|s| Array1::zeros(s.d_sae())).collect();
+        for p in prompts {
+            let each = word_feature_acts_each(model, saes, p.text, p.word)?;
+            for (sum, acts) in sums.iter_mut().zip(each) {
+                *sum += &acts.acts;
+            }
+        }
+        Ok(sums.into_iter().map(|s| s / prompts.len() as f32).collect())
     }
 }
 
@@ -266,6 +401,37 @@ mod tests {
             shared_top_features(&happy, &excited, 1),
             Vec::<usize>::new()
         );
+    }
+
+    #[test]
+    fn top_features_are_described_and_serialised() {
+        let top = [(28, 4.3194f32), (7, 0.5)];
+        assert_eq!(describe_top(&top), "28 (4.319), 7 (0.500)");
+        assert_eq!(describe_top(&[]), "none fire");
+        assert_eq!(
+            top_json(&top),
+            serde_json::json!([{"feature": 28, "activation": 4.3194f32},
+                               {"feature": 7, "activation": 0.5}])
+        );
+        assert_eq!(top_json(&[]), serde_json::json!([]));
+        assert_eq!(feature_ids(&top), vec![28, 7]);
+        let bars = paired_bars(
+            &[2, 0],
+            ("happy", &[1.0, 0.0, 3.0]),
+            ("sad", &[4.0, 5.0, 6.0]),
+        );
+        let want: Vec<(String, f32)> = vec![
+            ("f2 happy".into(), 3.0),
+            ("f2 sad".into(), 6.0),
+            ("f0 happy".into(), 1.0),
+            ("f0 sad".into(), 4.0),
+        ];
+        assert_eq!(bars.unwrap(), want);
+        let err = paired_bars(&[3], ("a", &[1.0; 4]), ("b", &[1.0; 3])).unwrap_err();
+        assert!(matches!(
+            err,
+            crate::Error::FeatureOutOfRange { index: 3, d_sae: 3 }
+        ));
     }
 
     #[test]

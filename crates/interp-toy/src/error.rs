@@ -34,6 +34,36 @@ pub enum Error {
         /// The hooks it has SAEs for.
         available: String,
     },
+    /// A prompt set has no prompts ([`crate::corpus::PromptSet::new`]).
+    #[error("prompt set `{name}` has no prompts")]
+    EmptyPromptSet {
+        /// The set's name.
+        name: String,
+    },
+    /// A prompt does not contain the word to read in it ([`crate::corpus::PromptSet::new`]).
+    #[error("the word `{word}` does not occur in the prompt `{text}`")]
+    PromptWord {
+        /// The prompt.
+        text: String,
+        /// The word.
+        word: String,
+    },
+    /// A prompt set asked for by name is not there ([`crate::corpus::EmotionPrompts::index`]).
+    #[error("no `{name}` prompts (there are: {available})")]
+    NoPromptSet {
+        /// The name asked for.
+        name: String,
+        /// The sets there are.
+        available: String,
+    },
+    /// A layer past the model's ([`crate::emotion::EmotionStudy::new`]).
+    #[error("layer {layer}: the model has {n_layers} layers")]
+    LayerOutOfRange {
+        /// The layer asked for.
+        layer: usize,
+        /// The model's layers.
+        n_layers: usize,
+    },
     /// JSON (de)serialisation failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
@@ -43,6 +73,9 @@ pub enum Error {
     /// From the SAE crate.
     #[error(transparent)]
     Sae(#[from] interp_sae::Error),
+    /// From the geometry crate.
+    #[error(transparent)]
+    Geometry(#[from] interp_geometry::Error),
     /// From the core crate.
     #[error(transparent)]
     Core(#[from] interp_core::Error),

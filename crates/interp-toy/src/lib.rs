@@ -8,6 +8,8 @@
 //! - [`saes`]: one TopK SAE per hook point, from a single activation-store pass.
 //! - [`eval`]: the quality gates, scored against the corpus labels (mood persistence, the best
 //!   single SAE feature per mood).
+//! - [`emotion`]: seed 001's emotion-feature study (§1.1, §1.2.1) on the toy world or any
+//!   model with SAEs at `hook_resid_pre`, section by section into a report.
 //! - [`world`]: loading the shipped world (`assets/toy/`): model, tokenizer and SAEs.
 //!
 //! ```no_run
@@ -18,6 +20,7 @@
 //! ```
 
 pub mod corpus;
+pub mod emotion;
 mod error;
 pub mod eval;
 pub mod lm;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use interp_models::{Cpu, HookPoint, HookedTransformer};
+use interp_sae::source::SaeSource;
 use interp_sae::Sae;
 
 use crate::error::{Error, Result};
@@ -82,19 +83,21 @@ impl ToyWorld {
         self.model
     }
 
+    /// The world's SAEs as a keyed source (`saes/<hook name>/`).
+    pub fn saes(&self) -> SaeSource {
+        SaeSource::dir(self.dir.join(SAES_DIR))
+    }
+
     /// Hook points that have an SAE, in forward order.
     ///
     /// # Errors
-    /// [`Error::Io`] when the SAE directory cannot be listed.
+    /// The SAE directory cannot be listed ([`interp_sae::Error::Io`]).
     pub fn sae_hooks(&self) -> Result<Vec<HookPoint>> {
-        let dir = self.dir.join(SAES_DIR);
-        let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        let mut hooks: Vec<HookPoint> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        let mut hooks: Vec<HookPoint> = self
+            .saes()
+            .hooks()?
+            .iter()
+            .filter_map(|h| h.parse().ok())
             .collect();
         hooks.sort();
         Ok(hooks)
@@ -104,22 +107,17 @@ impl ToyWorld {
     ///
     /// # Errors
     /// [`Error::NoSae`] when the world has no SAE there (the message lists those it has),
-    /// and the SAELens loader's errors.
+    /// and the loader's errors.
     pub fn sae(&self, hook: &str) -> Result<Sae> {
-        let dir = self.dir.join(SAES_DIR).join(hook);
-        if !dir.is_dir() {
-            let available = self
+        self.saes().at(hook)?.ok_or_else(|| Error::NoSae {
+            hook: hook.to_string(),
+            available: self
                 .sae_hooks()
                 .unwrap_or_default()
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
-                .join(", ");
-            return Err(Error::NoSae {
-                hook: hook.to_string(),
-                available,
-            });
-        }
-        Ok(interp_sae::formats::saelens::load(&dir)?)
+                .join(", "),
+        })
     }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use interp_models::prelude::*;
 use interp_sae::probe::{
-    mean_word_feature_acts, top_features, word_feature_acts, WordActs, WordPrompt,
+    mean_word_feature_acts, mean_word_feature_acts_each, top_features, word_feature_acts,
+    word_feature_acts_each, WordActs, WordPrompt,
 };
 use interp_sae::{Architecture, Error, Sae, SaeConfig, SaeWeights};
 use ndarray::{Array1, Array2};
@@ -144,4 +145,75 @@ fn missing_words_and_no_prompts_are_typed_errors() {
     let mut far = sae.clone();
     far.set_hook_name("blocks.9.hook_resid_pre");
     assert!(word_feature_acts(&model, &far, "so happy", "happy", true).is_err());
+}
+
+/// `blocks.{layer}.hook_resid_pre` of `text`, `[pos, 32]`, from a full cached run.
+fn resid_at(model: &HookedTransformer<Cpu>, text: &str, bos: bool, layer: usize) -> Array2<f32> {
+    let tokens = model.to_tokens(text, bos).unwrap();
+    let hook = HookPoint::resid_pre(layer);
+    let (_, cache) = model
+        .run_with_cache(
+            &Batch::single(&tokens),
+            NameFilter::patterns([hook.to_string()]),
+        )
+        .unwrap();
+    let t = cache.rank3(&hook).unwrap();
+    let [_, pos, d] = t.dims();
+    Array2::from_shape_vec((pos, d), t.into_data().into_vec().unwrap()).unwrap()
+}
+
+#[test]
+fn several_saes_read_from_one_forward_each_with_its_own_bos() {
+    let model = model();
+    // Identity SAEs at two layers; the layer-0 one was trained without BOS.
+    let mut early = sae(Array2::eye(32), Array1::zeros(32));
+    early.set_hook_name("blocks.0.hook_resid_pre");
+    let mut cfg = early.config().clone();
+    cfg.metadata.prepend_bos = Some(false);
+    let early = Sae::new(cfg, early.weights().clone()).unwrap();
+    let late = sae(Array2::eye(32), Array1::zeros(32));
+    let prompts = [
+        WordPrompt::new("Je suis heureux", "heureux"),
+        WordPrompt::new("The dog was happy and so was I", "happy"),
+    ];
+    let want = |layer: usize, bos: bool, p: &WordPrompt<'_>| {
+        let positions = model.word_positions(p.text, p.word, bos).unwrap()[0].clone();
+        let r = resid_at(&model, p.text, bos, layer);
+        let mut sum = Array1::<f32>::zeros(32);
+        for &pos in &positions {
+            sum += &r.row(pos).mapv(|v| v.max(0.0));
+        }
+        (positions, sum)
+    };
+    let each =
+        word_feature_acts_each(&model, &[&late, &early], prompts[0].text, prompts[0].word).unwrap();
+    assert_eq!(each.len(), 2);
+    for (got, (layer, bos)) in each.iter().zip([(1, true), (0, false)]) {
+        let (positions, acts) = want(layer, bos, &prompts[0]);
+        assert_eq!(got.positions, positions, "layer {layer}");
+        for (g, w) in got.acts.iter().zip(&acts) {
+            assert!((g - w).abs() < 1e-4, "layer {layer}: {g} vs {w}");
+        }
+    }
+    // With and without BOS the word sits at different positions.
+    assert_ne!(each[0].positions, each[1].positions);
+
+    let means = mean_word_feature_acts_each(&model, &[&early, &late], &prompts).unwrap();
+    for (mean, (layer, bos)) in means.iter().zip([(0, false), (1, true)]) {
+        let mut sum = Array1::<f32>::zeros(32);
+        for p in &prompts {
+            sum += &want(layer, bos, p).1;
+        }
+        for (g, w) in mean.iter().zip(&(sum / 2.0)) {
+            assert!((g - w).abs() < 1e-4, "layer {layer}: {g} vs {w}");
+        }
+    }
+    assert!(matches!(
+        word_feature_acts_each(&model, &[], "so happy", "happy"),
+        Err(Error::NoSaes)
+    ));
+    assert!(matches!(
+        mean_word_feature_acts_each(&model, &[&late], &[]),
+        Err(Error::NoPrompts)
+    ));
 }

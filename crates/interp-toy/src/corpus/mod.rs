@@ -35,6 +35,8 @@
 //! - `generate.rs`: the generator ([`generate`], [`document`]) and its template machinery;
 //! - `jsonl.rs`: [`write_jsonl`] / [`read_jsonl`];
 //! - `prompts.rs`: fixed prompts built from the lexicon ([`emotion_prompts`], …);
+//! - `prompt_sets.rs`: the emotion study's prompt sets, the toy world's and the write-up's
+//!   ([`EmotionPrompts`], [`PromptSet`]);
 //! - `lexicon.rs`: the lexicon's shape and the small word tables ([`mood_words`],
 //!   [`antonym_words`], …); `lexicon_en.rs` / `lexicon_fr.rs`: the English and French word
 //!   lists the generator draws from.
@@ -44,6 +46,7 @@ mod jsonl;
 mod lexicon;
 mod lexicon_en;
 mod lexicon_fr;
+mod prompt_sets;
 mod prompts;
 
 use std::fmt;
@@ -53,6 +56,9 @@ use serde::{Deserialize, Serialize};
 pub use generate::{document, generate};
 pub use jsonl::{read_jsonl, write_jsonl};
 pub use lexicon::{antonym_words, base_word, mood_marker, mood_words, topic_words};
+pub use prompt_sets::{
+    EmotionPrompts, PromptSet, WRITE_UP_EXCITED, WRITE_UP_HAPPY, WRITE_UP_HAPPY_FR, WRITE_UP_SAD,
+};
 pub use prompts::{
     emotion_prompts, mood_context_prompts, mood_contexts_against_others, neutral_prompt,
     words_of_moods,

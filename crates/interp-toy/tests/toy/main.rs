@@ -1,8 +1,10 @@
-//! interp-toy's integration tests: the corpus generator, language-model training, and the
-//! shipped toy world.
+//! interp-toy's integration tests: the corpus generator, the emotion study's prompt sets,
+//! language-model training, the shipped toy world and the emotion study on it.
 //!
 //! One test binary per crate (each links burn once): each module was a `tests/*.rs` file.
 
 mod corpus;
+mod emotion;
 mod lm;
+mod prompts;
 mod toy_world;
