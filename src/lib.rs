@@ -4,7 +4,7 @@
 //!
 //! - [`models`]: transformers with TransformerLens hook points (`interp-models`).
 //! - [`sae`]: sparse autoencoders (`interp-sae`).
-//! - [`geometry`], [`flow`], [`steer`]: analyses built on the two above.
+//! - [`geometry`], [`flow`], [`steer`], [`dashboard`]: analyses built on the two above.
 //! - [`toy`]: the embedded toy world (corpus, tiny GPT-2, SAEs) every example runs on offline.
 //! - [`subject`]: the toy world or a real model and SAE, as the examples load them.
 //! - [`plot`]: the PNG/SVG charts the crates draw (heatmaps, bars, lines), for your own figures.
@@ -12,6 +12,7 @@
 
 pub use interp_core::plot;
 pub use interp_core::report;
+pub use interp_dashboard as dashboard;
 pub use interp_flow as flow;
 pub use interp_geometry as geometry;
 pub use interp_models as models;

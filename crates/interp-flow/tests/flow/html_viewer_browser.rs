@@ -5,14 +5,11 @@
 //!
 //! Without Chromium the test fails (it does not skip): install the Debian package `chromium`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+
+use interp_core::browser::{file_url, Chromium};
 
 use interp_flow::{export, Edge, FlowGraph};
-
-/// How long one Chromium run may take before the test gives up on it.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 fn graph() -> FlowGraph {
     let e = |s: &str, t: &str, score| Edge {
@@ -31,74 +28,6 @@ fn graph() -> FlowGraph {
             e("2/mlp/8", "2/res/7", 0.4),
         ],
     }])
-}
-
-fn chromium_path() -> PathBuf {
-    let path = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        path.exists(),
-        "{} is missing: this test needs headless Chromium — install the Debian package \
-         `chromium` (`apt-get install -y chromium`; .ci/run does), or point CHROMIUM at a binary",
-        path.display()
-    );
-    path
-}
-
-/// Runs headless Chromium with its own profile in `dir`; returns (stdout, stderr).
-fn chromium(dir: &Path, name: &str, args: &[&str]) -> (String, String) {
-    let (out, err) = (
-        dir.join(format!("{name}.out")),
-        dir.join(format!("{name}.err")),
-    );
-    let mut child = Command::new(chromium_path())
-        .args([
-            "--headless",
-            "--disable-gpu",
-            "--no-sandbox",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-extensions",
-            "--hide-scrollbars",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=3000",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.join(format!("{name}.profile")).display()
-        ))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("chromium starts");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium {args:?} ran past {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (out, err) = (
-        std::fs::read_to_string(out).unwrap(),
-        std::fs::read_to_string(err).unwrap(),
-    );
-    assert!(status.success(), "chromium {args:?}: {status}\n{err}");
-    (out, err)
-}
-
-/// The page's console messages (uncaught errors included) as Chromium logs them to stderr:
-/// `[…:INFO:CONSOLE:12] "message", source: file:///… (12)`.
-fn console_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.contains(":CONSOLE")).collect()
 }
 
 /// The text between `start` (first occurrence) and the next `end`.
@@ -136,25 +65,21 @@ fn viewer_renders_and_selects_a_node_in_headless_chromium() {
         "<!DOCTYPE html><p>x</p><script>console.error('control-error'); missingFn();</script>",
     )
     .unwrap();
-    let (_, log) = chromium(
-        d,
-        "control",
-        &["--dump-dom", &format!("file://{}", control.display())],
-    );
-    let lines = console_lines(&log);
+    let chromium = Chromium::find().expect("this test needs headless Chromium");
+    let log = chromium.dump_dom(&file_url(&control)).unwrap().console;
     assert!(
-        lines.iter().any(|l| l.contains("control-error"))
-            && lines.iter().any(|l| l.contains("Uncaught ReferenceError")),
-        "chromium's stderr does not show console messages, so the check below would see \
-         nothing:\n{log}"
+        log.iter().any(|l| l.contains("control-error"))
+            && log.iter().any(|l| l.contains("Uncaught ReferenceError")),
+        "chromium does not report console messages, so the check below would see nothing: \
+         {log:?}"
     );
 
     let g = graph();
     let page = d.join("graph.html");
     std::fs::write(&page, export::to_html(&g, "Flow graph of 1/res/2")).unwrap();
-    let url = format!("file://{}#select=1/res/2", page.display());
-    let (dom, log) = chromium(d, "dom", &["--dump-dom", &url]);
-    assert_eq!(console_lines(&log), Vec::<&str>::new(), "console messages");
+    let url = format!("{}#select=1/res/2", file_url(&page));
+    let interp_core::browser::Page { dom, console } = chromium.dump_dom(&url).unwrap();
+    assert_eq!(console, Vec::<String>::new(), "console messages");
 
     // Made by the script from the embedded JSON: the summary and one table row per edge.
     assert!(
@@ -201,16 +126,8 @@ fn viewer_renders_and_selects_a_node_in_headless_chromium() {
 
     // What it looks like: not blank, the residual nodes' blue and the selection's red drawn.
     let shot = d.join("shot.png");
-    let (_, log) = chromium(
-        d,
-        "shot",
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=1200,800",
-            &url,
-        ],
-    );
-    assert_eq!(console_lines(&log), Vec::<&str>::new(), "console messages");
+    let console = chromium.screenshot(&url, &shot, 1200, 800).unwrap();
+    assert_eq!(console, Vec::<String>::new(), "console messages");
     let (w, h, px) = rgb_pixels(&shot);
     assert_eq!((w, h), (1200, 800));
     let near = |c: [u8; 3]| {
