@@ -17,7 +17,7 @@ use interp_sae::Sae;
 use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{mood_words, Document, Lang, Mood};
+use crate::corpus::{mood_words, Document, Label, Lang, Mood};
 use crate::error::{Error, Result};
 
 /// Mood-persistence accuracy per language.
@@ -124,6 +124,10 @@ pub struct WordActivations {
     pub moods: Vec<Option<Mood>>,
     /// The language of each word's document.
     pub langs: Vec<Lang>,
+    /// The corpus label of each word (mood, topic or antonym word; `None` for the rest).
+    pub labels: Vec<Option<Label>>,
+    /// Each word's text.
+    pub words: Vec<String>,
 }
 
 /// Byte spans of the words (maximal runs of alphabetic characters) of `text`.
@@ -161,6 +165,7 @@ pub fn word_activations<B: Backend>(
     let filter = NameFilter::patterns(hooks.iter().map(ToString::to_string));
     let mut rows: BTreeMap<HookPoint, Vec<f32>> = BTreeMap::new();
     let (mut moods, mut langs) = (Vec::new(), Vec::new());
+    let (mut labels, mut words_text) = (Vec::new(), Vec::new());
     for doc in docs {
         let enc = tok.encode(&doc.text, bos)?;
         let n = enc.ids.len().min(model.cfg().n_ctx);
@@ -195,11 +200,17 @@ pub fn word_activations<B: Backend>(
             if tokens.is_empty() {
                 continue;
             }
-            let mood = doc.mood_spans().find(|sp| sp.start == ws && sp.end == we);
-            moods.push(mood.and_then(|sp| match sp.label {
-                crate::corpus::Label::Mood(m) => Some(m),
+            let label = doc
+                .spans
+                .iter()
+                .find(|sp| sp.start == ws && sp.end == we)
+                .map(|sp| sp.label);
+            moods.push(match label {
+                Some(Label::Mood(m)) => Some(m),
                 _ => None,
-            }));
+            });
+            labels.push(label);
+            words_text.push(doc.text[ws..we].to_string());
             langs.push(doc.lang);
         }
     }
@@ -213,7 +224,13 @@ pub fn word_activations<B: Backend>(
             Ok((h, a))
         })
         .collect::<Result<_>>()?;
-    Ok(WordActivations { acts, moods, langs })
+    Ok(WordActivations {
+        acts,
+        moods,
+        langs,
+        labels,
+        words: words_text,
+    })
 }
 
 /// The best single feature of one SAE for one mood.
@@ -256,33 +273,74 @@ pub fn best_mood_features(
                 "mood {mood} needs both positive and negative words"
             )));
         }
-        let mut diff: Vec<(usize, f64)> = codes
-            .axis_iter(Axis(1))
-            .enumerate()
-            .map(|(f, col)| {
-                let (pos, neg) = split_by(col, &is_pos);
-                (f, mean(&pos) - mean(&neg))
-            })
-            .collect();
-        diff.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut best: Option<MoodFeature> = None;
-        for &(f, _) in diff.iter().take(candidates.max(1)) {
-            let (pos, neg) = split_by(codes.column(f), &is_pos);
-            let auroc = interp_geometry::stats::mann_whitney_u(&pos, &neg)
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?
-                .effect;
-            let firing_rate = pos.iter().filter(|&&v| v > 0.0).count() as f64 / pos.len() as f64;
-            if best.as_ref().is_none_or(|b| auroc > b.auroc) {
-                best = Some(MoodFeature {
-                    mood,
-                    feature: f,
-                    auroc,
-                    firing_rate,
-                });
-            }
-        }
+        let best = separating_features(codes, &is_pos, candidates)?
+            .into_iter()
+            .next()
+            .map(|s| MoodFeature {
+                mood,
+                feature: s.feature,
+                auroc: s.auroc,
+                firing_rate: s.firing_rate,
+            });
         out.extend(best);
     }
+    Ok(out)
+}
+
+/// A feature that separates a set of words from the others.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Separating {
+    /// The feature.
+    pub feature: usize,
+    /// AUROC of its activation, the set's words against all others.
+    pub auroc: f64,
+    /// Fraction of the set's words where it fires.
+    pub firing_rate: f64,
+}
+
+/// The `candidates` features with the largest mean difference between the rows where
+/// `is_pos` holds and the others, best AUROC first (ties: the larger mean difference).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `is_pos` and `codes` disagree in length or one side is
+/// empty.
+pub fn separating_features(
+    codes: &Array2<f32>,
+    is_pos: &[bool],
+    candidates: usize,
+) -> Result<Vec<Separating>> {
+    let n_pos = is_pos.iter().filter(|&&p| p).count();
+    if codes.nrows() != is_pos.len() || n_pos == 0 || n_pos == is_pos.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} rows of codes, {} labels of which {n_pos} positive: both sides need rows",
+            codes.nrows(),
+            is_pos.len()
+        )));
+    }
+    let mut diff: Vec<(usize, f64)> = codes
+        .axis_iter(Axis(1))
+        .enumerate()
+        .map(|(f, col)| {
+            let (pos, neg) = split_by(col, is_pos);
+            (f, mean(&pos) - mean(&neg))
+        })
+        .collect();
+    diff.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut out = Vec::new();
+    for &(f, _) in diff.iter().take(candidates.max(1)) {
+        let (pos, neg) = split_by(codes.column(f), is_pos);
+        let auroc = interp_geometry::stats::mann_whitney_u(&pos, &neg)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?
+            .effect;
+        let firing_rate = pos.iter().filter(|&&v| v > 0.0).count() as f64 / pos.len() as f64;
+        out.push(Separating {
+            feature: f,
+            auroc,
+            firing_rate,
+        });
+    }
+    // Stable: equal AUROCs keep the mean-difference order.
+    out.sort_by(|a, b| b.auroc.total_cmp(&a.auroc));
     Ok(out)
 }
 

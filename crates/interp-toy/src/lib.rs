@@ -19,6 +19,7 @@
 //! # Ok::<(), interp_toy::Error>(())
 //! ```
 
+pub mod antonyms;
 pub mod corpus;
 pub mod emotion;
 mod error;
