@@ -20,6 +20,7 @@
 //! ```
 
 pub mod antonyms;
+pub mod build;
 pub mod corpus;
 pub mod emotion;
 mod error;
