@@ -23,6 +23,76 @@ use interp_core::plot::{bar_chart, line_chart, Series};
 
 use crate::error::Result;
 
+/// Where the features active on two inputs fire (seed 001 §1.2.2: the features of "happy"
+/// against those of "heureux"): on both, on the first only, on the second only. Each list is
+/// strongest first (for `both`, by the smaller of the two activations).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Overlap {
+    /// `(feature, activation on a, activation on b)` of the features active on both.
+    pub both: Vec<(usize, f32, f32)>,
+    /// `(feature, activation on a)` of those active on `a` only.
+    pub only_a: Vec<(usize, f32)>,
+    /// `(feature, activation on b)` of those active on `b` only.
+    pub only_b: Vec<(usize, f32)>,
+}
+
+impl Overlap {
+    /// Mean over the shared features of the smaller of their two activations (0 if none).
+    pub fn shared_mean(&self) -> f64 {
+        mean_of(self.both.iter().map(|&(_, a, b)| a.min(b)))
+    }
+
+    /// Mean activation of the features active on `a` only (0 if none).
+    pub fn only_a_mean(&self) -> f64 {
+        mean_of(self.only_a.iter().map(|p| p.1))
+    }
+
+    /// Mean activation of the features active on `b` only (0 if none).
+    pub fn only_b_mean(&self) -> f64 {
+        mean_of(self.only_b.iter().map(|p| p.1))
+    }
+}
+
+fn mean_of(v: impl Iterator<Item = f32>) -> f64 {
+    let (n, sum) = v.fold((0usize, 0f64), |(n, s), x| (n + 1, s + f64::from(x)));
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+/// Splits the features active (activation `> threshold`) on `a` or `b` by where they fire.
+///
+/// # Errors
+/// [`crate::Error::Shape`] when `a` and `b` differ in length.
+pub fn overlap(a: &[f32], b: &[f32], threshold: f32) -> Result<Overlap> {
+    if a.len() != b.len() {
+        return Err(crate::Error::Shape {
+            key: "overlap: the second activation vector".into(),
+            expected: vec![a.len()],
+            actual: vec![b.len()],
+        });
+    }
+    let mut o = Overlap {
+        both: Vec::new(),
+        only_a: Vec::new(),
+        only_b: Vec::new(),
+    };
+    for (f, (&x, &y)) in a.iter().zip(b).enumerate() {
+        match (x > threshold, y > threshold) {
+            (true, true) => o.both.push((f, x, y)),
+            (true, false) => o.only_a.push((f, x)),
+            (false, true) => o.only_b.push((f, y)),
+            (false, false) => {}
+        }
+    }
+    o.both.sort_by(|p, q| q.1.min(q.2).total_cmp(&p.1.min(p.2)));
+    o.only_a.sort_by(|p, q| q.1.total_cmp(&p.1));
+    o.only_b.sort_by(|p, q| q.1.total_cmp(&p.1));
+    Ok(o)
+}
+
 /// The `k` most active features of `acts` (one activation per feature) as `(feature,
 /// activation)`, most active first; ties go to the lower index.
 ///
@@ -377,6 +447,22 @@ mod with_models {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlap_splits_features_by_where_they_fire() {
+        let happy = [0.0f32, 3.0, 0.05, 2.0, 0.0, 0.2];
+        let heureux = [1.0f32, 0.1, 0.0, 0.0, 0.0, 0.3];
+        let o = overlap(&happy, &heureux, 0.0).unwrap();
+        assert_eq!(o.both, [(5, 0.2, 0.3), (1, 3.0, 0.1)]);
+        assert_eq!(o.only_a, [(3, 2.0), (2, 0.05)]);
+        assert_eq!(o.only_b, [(0, 1.0)]);
+        assert!((o.shared_mean() - 0.15).abs() < 1e-6);
+        assert!((o.only_a_mean() - 1.025).abs() < 1e-6);
+        let o = overlap(&happy, &heureux, 0.15).unwrap();
+        assert_eq!(o.both, [(5, 0.2, 0.3)]);
+        assert_eq!(o.only_b, [(0, 1.0)]);
+        assert!(overlap(&happy, &heureux[..3], 0.0).is_err());
+    }
 
     #[test]
     fn top_features_rank_active_features_only() {
