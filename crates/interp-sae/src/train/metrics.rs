@@ -81,6 +81,20 @@ pub struct StepMetrics {
     pub eval: Map<String, Value>,
 }
 
+impl StepMetrics {
+    /// The line seed 002 logs: `Step 100 | Loss: 12.8732 | off_diag_mean: 0.0300` (the
+    /// orthogonality as `n/a` when this interval did not measure it).
+    pub fn write_up_line(&self) -> String {
+        let ortho = self
+            .decoder_mean_abs_cos
+            .map_or_else(|| "n/a".to_string(), |c| format!("{c:.4}"));
+        format!(
+            "Step {} | Loss: {:.4} | off_diag_mean: {ortho}",
+            self.step, self.loss
+        )
+    }
+}
+
 /// Sums over the steps of the current logging interval (saved in checkpoints).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct Accumulator {
@@ -107,4 +121,23 @@ pub(super) fn append_line(path: &Path, m: &StepMetrics) -> Result<()> {
         .open(path)
         .and_then(|mut f| f.write_all(line.as_bytes()))
         .map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_write_up_line_has_seed_002s_format() {
+        let mut m: StepMetrics = serde_json::from_value(serde_json::json!({
+            "step": 100, "tokens": 0, "lr": 0.0, "loss": 12.87321, "mse": 0.0, "sparsity": 0.0,
+            "sparsity_coef": 0.0, "aux_loss": 0.0, "l0": 0.0, "fvu": 0.0, "dead_fraction": 0.0,
+            "density_histogram": [], "decoder_mean_abs_cos": 0.03004, "decoder_max_abs_cos": 0.5,
+            "revived": 0
+        }))
+        .unwrap();
+        assert_eq!(m.write_up_line(), "Step 100 | Loss: 12.8732 | off_diag_mean: 0.0300");
+        m.decoder_mean_abs_cos = None;
+        assert_eq!(m.write_up_line(), "Step 100 | Loss: 12.8732 | off_diag_mean: n/a");
+    }
 }
