@@ -136,8 +136,14 @@ mod tests {
             "revived": 0
         }))
         .unwrap();
-        assert_eq!(m.write_up_line(), "Step 100 | Loss: 12.8732 | off_diag_mean: 0.0300");
+        assert_eq!(
+            m.write_up_line(),
+            "Step 100 | Loss: 12.8732 | off_diag_mean: 0.0300"
+        );
         m.decoder_mean_abs_cos = None;
-        assert_eq!(m.write_up_line(), "Step 100 | Loss: 12.8732 | off_diag_mean: n/a");
+        assert_eq!(
+            m.write_up_line(),
+            "Step 100 | Loss: 12.8732 | off_diag_mean: n/a"
+        );
     }
 }
